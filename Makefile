@@ -1,0 +1,98 @@
+# Retrainer: the local stack and the checks. The logic lives in include/retrainer/stack.py.
+#   make run     set up, start Airflow + MLflow in the background, train once, print a summary
+#   make stop    stop everything `make run` started
+#   make reset   stop, then delete all local state (.airflow .mlflow data reports .dvc-remote)
+#   make status  which processes run, their health, the URLs and the login
+#   make up-distributed    the production topology of docker-compose.yaml on this machine's Postgres + Redis:
+#                          CeleryExecutor, two Celery workers, MLflow server with basic auth (no containers)
+#   make run-distributed   up-distributed, then train once and print a summary
+#   make status-distributed / make down-distributed
+#   make compose-config    validate docker-compose.yaml with `docker compose config` (needs a filled .env)
+#   make test    the test suite (what CI runs)
+#   make lint    ruff, including Airflow's AIR rules on dags/ and plugins/
+#   make bench   the benchmarks in bench/ (BENCH_QUICK=1 for small sizes); results in bench/results/
+#   make drift-demo  inject drift after the champion's day: drift report, drift-triggered retrain, tagged version
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The interpreter the venv is made from (the project needs Python 3.11).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.retrainer-setup
+API_PORT ?= 8080
+MLFLOW_PORT ?= 5000
+# `stop`/`status` work without the venv: stack.py needs only the standard library for them.
+STACK = $(if $(wildcard $(PY)),$(PY),PYTHONPATH=include $(PYTHON)) -m retrainer.stack \
+        --api-port $(API_PORT) --mlflow-port $(MLFLOW_PORT)
+
+.PHONY: help setup run stop status reset test lint bench drift-demo up-distributed run-distributed \
+        status-distributed down-distributed compose-config
+
+help:
+	@sed -n 's/^#   make/make/p' $(firstword $(MAKEFILE_LIST))
+
+setup: $(STAMP)
+
+# uv: from PATH, else as a module of $(PYTHON), else installed with pip --user
+# (with --break-system-packages where the system Python refuses user installs, PEP 668).
+$(STAMP): requirements.txt pyproject.toml
+	@set -euo pipefail; \
+	if uv --version >/dev/null 2>&1; then UV=uv; \
+	else \
+	  if ! "$(PYTHON)" -m uv --version >/dev/null 2>&1; then \
+	    echo "uv not found: installing it with pip --user"; \
+	    "$(PYTHON)" -m pip install --user --quiet uv \
+	      || "$(PYTHON)" -m pip install --user --quiet --break-system-packages uv \
+	      || "$(PYTHON)" -m pip install --quiet uv; \
+	  fi; \
+	  UV="$(PYTHON) -m uv"; \
+	fi; \
+	if [ ! -x "$(PY)" ]; then $$UV venv --python "$(PYTHON)" $(VENV); fi; \
+	$$UV pip install --python $(PY) --compile-bytecode -r requirements.txt; \
+	$$UV pip install --python $(PY) --no-deps -e .
+	@touch $@
+
+run: setup
+	@$(STACK) run
+
+stop:
+	@$(STACK) down
+
+status:
+	@$(STACK) status
+
+# Deletes every piece of local state without asking: the Airflow DB, logs and password, the MLflow
+# store and models, the seeded source and raw partitions, reports and the local DVC remote.
+reset: stop
+	rm -rf .airflow .mlflow data reports .dvc-remote
+
+up-distributed: setup
+	@$(STACK) up --distributed
+
+run-distributed: setup
+	@$(STACK) run --distributed
+
+status-distributed:
+	@$(STACK) status --distributed
+
+down-distributed:
+	@$(STACK) down --distributed
+
+# `docker compose` where Docker has the plugin, else the Docker Compose binary pinned in requirements.txt.
+compose-config: setup
+	@$(PY) -m retrainer.topology compose-config && echo "docker-compose.yaml: valid"
+
+test: setup
+	$(VENV)/bin/pytest -q tests
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --select AIR dags plugins
+
+bench: setup
+	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
+
+drift-demo: setup
+	@$(STACK) drift-demo
