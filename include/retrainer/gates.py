@@ -1,0 +1,68 @@
+"""The checks beside the GX suites: target leakage in the prepared set, and sanity of a model's predictions.
+
+Both are cheap (one pass over columns or predictions) and return human-readable problems; an empty
+list means the check passed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+
+def leakage_problems(
+    frame: pd.DataFrame, numeric: list[str], categorical: list[str], label: str, max_auc: float
+) -> list[str]:
+    """Features that on their own separate the label almost perfectly (AUC >= ``max_auc``).
+
+    A real churn signal never does that; a copy or a transform of the label does (a "cancelled_at"
+    filled only for churners, say). Categories are scored by their label rate in the same frame.
+    """
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    y = frame[label].astype(int).to_numpy()
+    if len(np.unique(y)) < 2:
+        return []
+    problems = []
+    for column in [*numeric, *categorical]:
+        values = frame[column]
+        if column in categorical:
+            scores = values.astype("object").map(frame.groupby(values.astype("object"))[label].mean())
+        else:
+            scores = values.astype("float64")
+        scores = scores.astype("float64")
+        scores = scores.fillna(scores.median() if scores.notna().any() else 0.0).to_numpy()
+        if np.all(scores == scores[0]):
+            continue
+        auc = float(roc_auc_score(y, scores))
+        separation = max(auc, 1.0 - auc)
+        if separation >= max_auc:
+            problems.append(
+                f"column {column!r} alone separates {label!r} with AUC {separation:.4f} (>= {max_auc}): "
+                "likely target leakage"
+            )
+    return problems
+
+
+def prediction_problems(probabilities: np.ndarray, where: str) -> list[str]:
+    """A model whose holdout probabilities are missing, out of [0, 1] or constant is broken, whatever its metric."""
+    import numpy as np
+
+    p = np.asarray(probabilities, dtype="float64")
+    problems = []
+    if p.size == 0:
+        return [f"{where}: no predictions"]
+    nan = int(np.isnan(p).sum())
+    if nan:
+        problems.append(f"{where}: {nan} of {p.size} predicted probabilities are NaN")
+    finite = p[~np.isnan(p)]
+    outside = int(((finite < 0.0) | (finite > 1.0)).sum())
+    if outside:
+        problems.append(f"{where}: {outside} predicted probabilities outside [0, 1] (e.g. {finite[(finite < 0) | (finite > 1)][:3].tolist()})")
+    if finite.size and float(finite.max() - finite.min()) < 1e-9:
+        problems.append(f"{where}: every prediction is {finite[0]:.6f}: the model predicts a constant")
+    return problems

@@ -1,0 +1,193 @@
+"""Ingest: one day of rows from the SQL source into a DVC-tracked Parquet partition.
+
+The query uses bound parameters only. The partition is written atomically and deterministically
+(rows sorted, same bytes for the same rows), so a rerun of the same day leaves the file and its
+DVC hash unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from retrainer.config import Params
+from retrainer.storage import md5_file, partition_file
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class SourceError(RuntimeError):
+    """The source cannot be reached or read; the message names the (password-masked) URL."""
+
+
+@dataclass(frozen=True)
+class PartitionIngest:
+    day: str
+    status: str  # written | unchanged | empty | existing | landing
+    rows: int
+    path: str | None
+    md5: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def day_interval(day: date) -> tuple[datetime, datetime]:
+    """The half-open interval [day 00:00, next day 00:00) a daily partition covers."""
+    start = datetime.combine(day, time.min)
+    return start, start + timedelta(days=1)
+
+
+def masked_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported as such, never echoed with secrets
+        return "<unparsable URL>"
+
+
+def read_source_interval(
+    url: str, table: str, event_time: str, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Rows whose ``event_time`` lies in [start, end), read with bound parameters."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    where = masked_url(url)
+    try:
+        engine = sa.create_engine(url)
+    except Exception as exc:
+        raise SourceError(f"source {where}: invalid URL ({exc})") from None
+    try:
+        with engine.connect() as conn:
+            try:
+                source = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            except sa.exc.NoSuchTableError:
+                raise SourceError(f"source {where}: table {table!r} does not exist") from None
+            if event_time not in source.c:
+                raise SourceError(f"source {where}: table {table!r} has no column {event_time!r}")
+            column = source.c[event_time]
+            query = sa.select(source).where(column >= start, column < end)
+            frame = pd.read_sql(query, conn)
+    except SourceError:
+        raise
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise SourceError(f"source {where}: cannot read table {table!r}: {reason}") from None
+    finally:
+        engine.dispose()
+    return frame
+
+
+def normalise(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Stable row order and types, so the same rows always give the same Parquet bytes."""
+    import pandas as pd
+
+    ds = params.dataset
+    frame = frame.copy()
+    if ds.event_time in frame:
+        frame[ds.event_time] = pd.to_datetime(frame[ds.event_time]).astype("datetime64[ns]")
+    sort_by = [c for c in (ds.event_time, ds.entity_id) if c in frame]
+    return frame.sort_values(sort_by, kind="mergesort").reset_index(drop=True)
+
+
+def write_partition(frame: pd.DataFrame, target: Path) -> str:
+    """Write ``frame`` to ``target`` atomically unless identical bytes are already there; return the status."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, staged_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    staged = Path(staged_name)
+    try:
+        pq.write_table(table, staged, compression="zstd")
+        if target.exists() and md5_file(target) == md5_file(staged):
+            # Leave the file (and the mtime DVC looks at) alone: the rerun changed nothing.
+            return "unchanged"
+        os.replace(staged, target)
+        return "written"
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def ingest_day(params: Params, day: date, *, track: bool = True) -> PartitionIngest:
+    """Materialise the partition of ``day`` from the source; version it with DVC when rows exist."""
+    start, end = day_interval(day)
+    frame = read_source_interval(params.source_url, params.source.table, params.dataset.event_time, start, end)
+    if frame.empty:
+        return PartitionIngest(day.isoformat(), "empty", 0, None, None)
+    target = partition_file(params.data_dir, day)
+    status = write_partition(normalise(frame, params), target)
+    md5 = md5_file(target)
+    if track:
+        from retrainer import versioning
+
+        versioning.ensure_repo(params.root, params.dvc.remote_name, params.dvc_remote_url)
+        md5 = versioning.track(params.root, target, remote_name=params.dvc.remote_name).md5
+    return PartitionIngest(day.isoformat(), status, len(frame), str(target), md5)
+
+
+def window_days(as_of: date, window: int) -> list[date]:
+    """The ``window`` days ending at ``as_of`` (inclusive), oldest first."""
+    return [as_of - timedelta(days=offset) for offset in range(window - 1, -1, -1)]
+
+
+def window_length(params: Params, as_of: date, requested: int | None = None) -> int:
+    """The window of a run: an explicit request, else the weekly full-retrain window on its weekday,
+    else ``prepare.window_days``. Decided by the as-of date alone, so a backfill reproduces it."""
+    return requested or params.schedule.window_for(as_of, params.prepare.window_days)
+
+
+def landing_day(params: Params, day: date, *, track: bool = True) -> PartitionIngest:
+    """The partition of ``day`` that landing files made: it is used as it is, never re-read from SQL."""
+    import pyarrow.parquet as pq
+
+    target = partition_file(params.data_dir, day)
+    rows = pq.ParquetFile(target).metadata.num_rows
+    md5 = md5_file(target)
+    if track:
+        from retrainer import versioning
+
+        versioning.ensure_repo(params.root, params.dvc.remote_name, params.dvc_remote_url)
+        md5 = versioning.track(params.root, target, remote_name=params.dvc.remote_name).md5
+    return PartitionIngest(day.isoformat(), "landing", rows, str(target), md5)
+
+
+def ingest_window(params: Params, as_of: date, *, window: int | None = None, track: bool = True) -> dict:
+    """Ingest ``as_of`` and any day of the training window that has no partition yet.
+
+    Days already materialised are left alone (their bytes are what earlier models learned from);
+    the as-of day is always re-read, so a rerun after a source fix picks up corrected rows, unless
+    landing files made it (``source.json`` beside the partition): then the landing partition is
+    the day's data and the SQL source is not read for it.
+    Returns a small JSON-safe summary for XCom.
+    """
+    from retrainer.landing import is_landing_partition
+
+    days = window_days(as_of, window_length(params, as_of, window))
+    results: list[PartitionIngest] = []
+    for day in days:
+        existing = partition_file(params.data_dir, day)
+        if day != as_of and existing.exists():
+            results.append(PartitionIngest(day.isoformat(), "existing", -1, str(existing), None))
+            continue
+        if existing.exists() and is_landing_partition(params.data_dir, day):
+            results.append(landing_day(params, day, track=track))
+            continue
+        results.append(ingest_day(params, day, track=track))
+    as_of_result = results[-1]
+    return {
+        "as_of": as_of.isoformat(),
+        "as_of_rows": as_of_result.rows,
+        "as_of_status": as_of_result.status,
+        "new_partitions": [r.to_dict() for r in results if r.status in ("written", "unchanged", "landing")],
+        "empty_days": [r.day for r in results if r.status == "empty"],
+    }

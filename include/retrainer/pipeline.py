@@ -1,0 +1,253 @@
+"""The training pipeline's steps with explicit inputs and small JSON-safe outputs.
+
+The Airflow tasks, the CLI behind ``dvc.yaml`` and plain-Python runs all call these functions, so a
+run outside Airflow does exactly what a DAG run does. Each step takes the as-of date and the previous
+step's small output (paths, ids, hashes) and returns its own.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, datetime
+from pathlib import Path
+
+from retrainer.config import Params
+from retrainer.storage import partition_dir, partition_file, run_dir, write_json_atomic
+
+DEFAULT_DAG_ID = "training"
+
+
+class GateFailed(RuntimeError):
+    """A data-quality gate stopped the run; the message lists each failed expectation and the report."""
+
+
+class NoData(RuntimeError):
+    """The source has no rows for the as-of date: nothing to train on, nothing was written."""
+
+
+def resolve_as_of(requested: str | None, data_interval_start: datetime | None, run_after: datetime | None) -> date:
+    """The as-of date of a run: an explicit request, else the scheduled interval's day, else the trigger day.
+
+    Asset- and API-triggered runs have no data interval, so without an explicit date they use the day
+    they were triggered for; scheduled runs and backfills use their interval, so all behave alike.
+    """
+    if requested:
+        try:
+            return date.fromisoformat(str(requested)[:10])
+        except ValueError:
+            raise ValueError(f"as_of must be a date YYYY-MM-DD, got {requested!r}") from None
+    if data_interval_start is not None:
+        return data_interval_start.date()
+    if run_after is not None:
+        return run_after.date()
+    raise ValueError("no as_of given and the run has neither a data interval nor a trigger time")
+
+
+def step_ingest(params: Params, as_of: date, window: int | None = None) -> dict:
+    """Materialise the as-of partition (and missing days of the window); NoData when the day is empty."""
+    from retrainer.ingest import ingest_window
+
+    summary = ingest_window(params, as_of, window=window)
+    if summary["as_of_rows"] == 0:
+        raise NoData(
+            f"source table {params.source.table!r} has no rows for {as_of.isoformat()}: "
+            "nothing ingested, no model trained, champion unchanged"
+        )
+    return summary
+
+
+def quarantine(params: Params, day: date, reports: list[Path], reason: str) -> Path:
+    """Move a failed partition and its reports out of the training area; nothing is deleted.
+
+    A day quarantined before keeps its earlier bad batch beside the new one (``superseded-<md5>``).
+    """
+    from retrainer.storage import md5_file
+
+    source = partition_dir(params.data_dir, day)
+    target = partition_dir(params.data_dir, day, area="quarantine")
+    data_file = partition_file(params.data_dir, day)
+    if target.exists():
+        old = target / data_file.name
+        tag = md5_file(old)[:12] if old.exists() else "unknown"
+        shutil.move(str(target), str(target.with_name(f"{target.name}.superseded-{tag}")))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if data_file.exists():
+        from retrainer import versioning
+
+        # The bytes stay in the DVC cache and remote; only the stub that marks them as training data goes.
+        versioning.untrack(params.root, data_file)
+    shutil.move(str(source), str(target))
+    for report in reports:
+        if report.exists():
+            destination = target / "report" / report.name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            if report.is_dir():
+                shutil.copytree(report, destination, dirs_exist_ok=True)
+            else:
+                shutil.copy2(report, destination)
+    write_json_atomic(target / "QUARANTINED.json", {"day": day.isoformat(), "reason": reason})
+    return target
+
+
+def release(params: Params, day: date) -> list[str]:
+    """Drop the quarantined batches of ``day`` once a good batch has replaced them; returns what went."""
+    quarantined = partition_dir(params.data_dir, day, area="quarantine")
+    released = sorted(str(p) for p in quarantined.parent.glob(f"{quarantined.name}*") if p.is_dir())
+    for folder in released:
+        shutil.rmtree(folder)
+    return released
+
+
+def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
+    """Run the raw-data suite on every partition this run ingested; quarantine and stop on critical failures.
+
+    A partition that is gone because an earlier try quarantined it is read again from the source: that
+    is the replay after a fix (clearing the failed task in the UI, or a backfill of failed runs). A batch
+    that passes releases its day from quarantine.
+    """
+    from retrainer.ingest import day_interval, ingest_day
+    from retrainer.validate import validate_partition
+
+    results, failures = [], []
+    for part in ingest_summary["new_partitions"]:
+        day = date.fromisoformat(part["day"])
+        path = Path(part["path"])
+        replayed = not path.exists()
+        if replayed:
+            fresh = ingest_day(params, day)
+            if fresh.path is None:
+                raise NoData(f"replay of {day.isoformat()}: the source has no rows for it any more")
+            path = Path(fresh.path)
+        start, end = day_interval(day)
+        report_dir = params.reports_dir / "validation" / f"dt={day.isoformat()}"
+        outcome = validate_partition(
+            path,
+            params.path(params.validation.raw_suite),
+            report_dir,
+            interval_start=start,
+            interval_end=end,
+            result_format=params.validation.result_format,
+            build_docs=True,
+        )
+        entry = {
+            "day": day.isoformat(),
+            "success": outcome.success,
+            "replayed": replayed,
+            "report_json": outcome.report_json,
+            "data_docs": outcome.data_docs_index,
+            "warnings": [f.expectation_type + (f"({f.column})" if f.column else "") for f in outcome.warnings()],
+        }
+        if outcome.success:
+            entry["released_from_quarantine"] = release(params, day)
+        else:
+            message = outcome.message()
+            target = quarantine(params, day, [report_dir], message)
+            entry["quarantined_to"] = str(target)
+            failures.append(f"{message}\n  quarantined to: {target}")
+        results.append(entry)
+    summary = {"as_of": as_of.isoformat(), "partitions": results}
+    write_json_atomic(params.reports_dir / "validation" / f"summary-as_of={as_of.isoformat()}.json", summary)
+    if failures:
+        raise GateFailed("data-quality gate failed:\n" + "\n".join(failures))
+    return summary
+
+
+def step_prepare(params: Params, as_of: date, dag_id: str = DEFAULT_DAG_ID, window: int | None = None) -> dict:
+    """Build train/holdout sets in the run's keyed work folder (reused when the key matches)."""
+    from retrainer.lineage import run_key
+    from retrainer.prepare import prepare_window, window_manifest
+
+    manifest = window_manifest(params, as_of, window)
+    key = run_key(dag_id, as_of.isoformat(), manifest["data_hash"], params)
+    prepared = prepare_window(params, as_of, run_dir(params.data_dir, as_of, key), manifest=manifest)
+    gate = gate_prepared(params, as_of, prepared.train_path, window or params.prepare.window_days)
+    return {**prepared.to_dict(), "run_key": key, "prepared_gate": gate}
+
+
+def gate_prepared(params: Params, as_of: date, train_path: str, window: int) -> dict:
+    """The second gate: the training set's columns, ranges, label balance and size, and no target leakage."""
+    import pandas as pd
+
+    from retrainer.gates import leakage_problems
+    from retrainer.ingest import day_interval, window_days
+
+    train = pd.read_parquet(train_path)
+    ds = params.dataset
+    problems = leakage_problems(
+        train, list(ds.numeric_features), list(ds.categorical_features), ds.label, params.validation.leakage_max_auc
+    )
+    report: dict = {"leakage": problems, "suite": None}
+    if params.validation.prepared_suite:
+        from retrainer.validate import validate_frame
+
+        first_day = window_days(as_of, window)[0]
+        outcome = validate_frame(
+            train,
+            params.path(params.validation.prepared_suite),
+            Path(train_path).parent / "validation",
+            partition_label=f"train as_of={as_of.isoformat()}",
+            interval_start=day_interval(first_day)[0],
+            interval_end=day_interval(as_of)[1],
+            result_format=params.validation.result_format,
+            build_docs=False,
+            extra_parameters={"min_rows": params.prepare.min_train_rows},
+        )
+        report["suite"] = {"success": outcome.success, "report_json": outcome.report_json}
+        if not outcome.success:
+            problems = [outcome.message(), *problems]
+    if problems:
+        raise GateFailed("prepared-data gate failed:\n" + "\n".join(problems))
+    return report
+
+
+def _prepared(payload: dict):
+    from dataclasses import fields
+
+    from retrainer.prepare import PreparedData
+
+    return PreparedData.from_dict({f.name: payload[f.name] for f in fields(PreparedData)})
+
+
+def step_train(params: Params, prepared: dict, context: dict[str, str]) -> dict:
+    from retrainer.train import train_model
+
+    return train_model(
+        params, _prepared(prepared), prepared["run_key"], context, prepared.get("prepared_gate")
+    ).to_dict()
+
+
+def step_evaluate(params: Params, prepared: dict, trained: dict) -> dict:
+    from retrainer.evaluate import evaluate_challenger
+    from retrainer.train import TrainedModel
+
+    out = Path(prepared["manifest_path"]).parent / "decision.json"
+    decision = evaluate_challenger(params, _prepared(prepared), TrainedModel.from_dict(trained), out)
+    return {"decision_path": str(out), "passed": decision.passed, "promote": decision.promote, "table": decision.table()}
+
+
+def step_register(params: Params, trained: dict, evaluated: dict, facts: dict | None = None) -> dict:
+    """Register the model and act on the decision; ``facts`` (run_type, dag_id, run_id...) go on the version."""
+    from retrainer.evaluate import Decision
+    from retrainer.register import register_model
+    from retrainer.train import TrainedModel
+
+    decision = Decision.load(evaluated["decision_path"])
+    return register_model(params, TrainedModel.from_dict(trained), decision, facts).to_dict()
+
+
+def run_pipeline(params: Params, as_of: date, context: dict[str, str] | None = None) -> dict:
+    """All steps in one process, as the DAG runs them: for `retrainer run`, benchmarks and checks."""
+    ingest = step_ingest(params, as_of)
+    validation = step_validate(params, as_of, ingest)
+    prepared = step_prepare(params, as_of)
+    trained = step_train(params, prepared, context or {"dag_id": "cli"})
+    evaluated = step_evaluate(params, prepared, trained)
+    registered = step_register(params, trained, evaluated, {"run_type": "cli", **(context or {"dag_id": "cli"})})
+    return {
+        "ingest": ingest,
+        "validation": validation,
+        "prepared": prepared,
+        "trained": trained,
+        "evaluated": evaluated,
+        "registered": registered,
+    }

@@ -1,0 +1,72 @@
+"""Atomic file writes and the on-disk layout of partitions and per-run work sets.
+
+Every file Retrainer writes goes to a temporary name in the destination folder and is renamed into
+place, so a reader (or a rerun after a crash) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+PARTITION_FILE = "part.parquet"
+# Beside a partition that came from landing files: which files, so the SQL source never overwrites it.
+SOURCE_MARKER = "source.json"
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(target: Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json_atomic(target: Path, payload: Any) -> None:
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+    write_bytes_atomic(target, text.encode())
+
+
+def write_with(target: Path, writer: Callable[[Path], None]) -> None:
+    """Run ``writer(tmp_path)`` and move the result onto ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        writer(tmp)
+
+
+def md5_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def partition_dir(data_dir: Path, day: date, area: str = "raw") -> Path:
+    return data_dir / area / f"dt={day.isoformat()}"
+
+
+def partition_file(data_dir: Path, day: date, area: str = "raw") -> Path:
+    return partition_dir(data_dir, day, area) / PARTITION_FILE
+
+
+def run_dir(data_dir: Path, as_of: date, run_key: str) -> Path:
+    """Work folder of one training run: prepared sets, decision; keyed so reruns reuse it."""
+    return data_dir / "runs" / f"as_of={as_of.isoformat()}" / run_key

@@ -1,0 +1,238 @@
+"""Train: fit the scikit-learn pipeline on a prepared training set and log everything to MLflow.
+
+Idempotent per run key: when a finished MLflow run already carries the key (a retried task, a rerun
+of the same date with the same data, code and config), that run is returned instead of a new one.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from retrainer.config import Params
+from retrainer.lineage import code_version, config_hash, git_info, lineage_record
+from retrainer.prepare import PreparedData
+from retrainer.tracking import RUN_KEY_TAG, ensure_experiment, find_finished_run, mlflow_client
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "accuracy": True, "f1": True, "log_loss": False}
+
+
+class ModelCheckFailed(RuntimeError):
+    """The fitted model's holdout predictions are unusable (NaN, out of range, constant)."""
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    run_id: str
+    model_uri: str
+    run_key: str
+    metrics: dict[str, float]
+    reused: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> TrainedModel:
+        return cls(**payload)
+
+
+def build_pipeline(params: Params) -> Pipeline:
+    """ColumnTransformer for numeric and categorical features, then the configured estimator."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    ds, cfg, seed = params.dataset, params.model, params.project.seed
+    numeric_steps = [SimpleImputer(strategy="median")]
+    if cfg.estimator == "logistic_regression":
+        numeric_steps.append(StandardScaler())
+    categorical = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="__missing__"),
+        OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+    )
+    columns = ColumnTransformer(
+        [
+            ("numeric", make_pipeline(*numeric_steps), list(ds.numeric_features)),
+            ("categorical", categorical, list(ds.categorical_features)),
+        ],
+        verbose_feature_names_out=False,
+    )
+    estimators: dict[str, Any] = {
+        "hist_gradient_boosting": HistGradientBoostingClassifier,
+        "random_forest": RandomForestClassifier,
+        "logistic_regression": LogisticRegression,
+    }
+    estimator_cls = estimators[cfg.estimator]
+    try:
+        estimator = estimator_cls(random_state=seed, **cfg.hyperparameters)
+    except TypeError as exc:
+        raise ValueError(f"params.yaml model.hyperparameters: not accepted by {cfg.estimator}: {exc}") from None
+    return Pipeline([("columns", columns), ("estimator", estimator)])
+
+
+def feature_frame(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """The model's input columns with stable dtypes (ints with gaps become floats, categories strings)."""
+    ds = params.dataset
+    x = frame[list(ds.features)].copy()
+    for column in ds.numeric_features:
+        x[column] = x[column].astype("float64")
+    for column in ds.categorical_features:
+        x[column] = x[column].astype("object").where(x[column].notna(), None)
+    return x
+
+
+def score(model: Any, frame: pd.DataFrame, params: Params) -> dict[str, float]:
+    """Classification metrics of ``model`` on ``frame`` (which holds the label)."""
+    from sklearn import metrics
+
+    y = frame[params.dataset.label].astype(int).to_numpy()
+    proba = model.predict_proba(feature_frame(frame, params))[:, 1]
+    predicted = (proba >= 0.5).astype(int)
+    return {
+        "roc_auc": float(metrics.roc_auc_score(y, proba)),
+        "average_precision": float(metrics.average_precision_score(y, proba)),
+        "accuracy": float(metrics.accuracy_score(y, predicted)),
+        "f1": float(metrics.f1_score(y, predicted, zero_division=0)),
+        "log_loss": float(metrics.log_loss(y, proba, labels=[0, 1])),
+        "rows": float(len(frame)),
+        "positive_rate": float(y.mean()),
+    }
+
+
+def _own_types(model: Any) -> list[str]:
+    import skops.io
+
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def _model_requirements() -> list[str]:
+    from importlib import metadata
+
+    import mlflow.sklearn
+
+    pins = {f"{name}=={metadata.version(name)}" for name in ("numpy", "pandas", "scipy")}
+    return sorted(set(mlflow.sklearn.get_default_pip_requirements(include_skops=True)) | pins)
+
+
+def train_model(
+    params: Params,
+    prepared: PreparedData,
+    run_key: str,
+    context: dict[str, str],
+    prepared_gate: dict | None = None,
+) -> TrainedModel:
+    """Fit, evaluate on train and holdout, and log model, datasets and lineage to MLflow.
+
+    ``context`` carries where the run came from (dag_id, run_id, try number, reason, note); it
+    becomes MLflow tags.
+    """
+    import json
+
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    client = mlflow_client(params)
+    experiment_id = ensure_experiment(params)
+    previous = find_finished_run(params, experiment_id, run_key)
+    if previous is not None:
+        return TrainedModel(
+            run_id=previous.info.run_id,
+            model_uri=previous.data.tags.get("retrainer.model_uri", f"runs:/{previous.info.run_id}/model"),
+            run_key=run_key,
+            metrics={k: float(v) for k, v in previous.data.metrics.items()},
+            reused=True,
+        )
+
+    ds = params.dataset
+    train = pd.read_parquet(prepared.train_path)
+    holdout = pd.read_parquet(prepared.holdout_path)
+    manifest = json.loads(open(prepared.manifest_path, encoding="utf-8").read())  # noqa: PTH123, SIM115
+    x_train, y_train = feature_frame(train, params), train[ds.label].astype(int)
+
+    model = build_pipeline(params)
+    model.fit(x_train, y_train)
+    from retrainer.gates import prediction_problems
+
+    problems = prediction_problems(
+        model.predict_proba(feature_frame(holdout, params))[:, 1], f"holdout of as_of={prepared.as_of}"
+    )
+    if problems:
+        # Nothing is logged or registered for a broken model: the run stops before MLflow sees it.
+        raise ModelCheckFailed("model check failed:\n" + "\n".join(problems))
+    train_metrics = score(model, train, params)
+    holdout_metrics = score(model, holdout, params)
+
+    tags = {
+        RUN_KEY_TAG: run_key,
+        "retrainer.as_of": prepared.as_of,
+        "retrainer.data_hash": prepared.data_hash,
+        "retrainer.code_version": code_version(),
+        "retrainer.config_hash": config_hash(params),
+        "retrainer.params_digest": params.digest,
+        "retrainer.partitions": ",".join(f"{p['day']}:{p['md5']}" for p in manifest["partitions"])[:5000],
+        **{f"retrainer.{k}": v for k, v in git_info(params.root).items()},
+        **{f"airflow.{k}": str(v) for k, v in context.items() if v not in (None, "")},
+    }
+    run_name = f"train-{prepared.as_of}-{run_key[:8]}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        mlflow.log_params(
+            {
+                "estimator": params.model.estimator,
+                **{f"hp.{k}": v for k, v in params.model.hyperparameters.items()},
+                "as_of": prepared.as_of,
+                "window_days": manifest["window_days"],
+                "holdout_days": manifest["holdout_days"],
+                "partitions": len(manifest["partitions"]),
+                "seed": params.project.seed,
+            }
+        )
+        mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in holdout_metrics.items()})
+        with warnings.catch_warnings():
+            # MLflow warns that a local path "can be interpreted in multiple ways" and that integer
+            # columns cannot hold missing values; neither applies (the model's inputs are floats).
+            warnings.simplefilter("ignore", UserWarning)
+            mlflow.log_input(
+                mlflow.data.from_pandas(train, source=prepared.train_path, targets=ds.label, name="train"),
+                context="training",
+            )
+            mlflow.log_input(
+                mlflow.data.from_pandas(holdout, source=prepared.holdout_path, targets=ds.label, name="holdout"),
+                context="holdout",
+            )
+        example = x_train.head(5)
+        signature = infer_signature(example, model.predict_proba(example))
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            pyfunc_predict_fn="predict_proba",
+            # skops (safe loading) refuses types it does not know; these are the types of the model we
+            # just fitted in this process, so trusting exactly them is safe.
+            skops_trusted_types=_own_types(model),
+            # Stated, not inferred: inference re-imports the model in a subprocess (about 20 s a run).
+            pip_requirements=_model_requirements(),
+        )
+        mlflow.log_artifact(prepared.manifest_path, artifact_path="lineage")
+        record = lineage_record(params, prepared.manifest_path, run_key, context, prepared_gate)
+        mlflow.log_dict(record, "lineage/lineage.json")
+        client.set_tag(run.info.run_id, "retrainer.manifest_sha256", record["manifest_sha256"])
+        client.set_tag(run.info.run_id, "retrainer.model_uri", info.model_uri)
+    return TrainedModel(
+        run_id=run.info.run_id,
+        model_uri=info.model_uri,
+        run_key=run_key,
+        metrics={**{f"train_{k}": v for k, v in train_metrics.items()}, **{f"holdout_{k}": v for k, v in holdout_metrics.items()}},
+        reused=False,
+    )
