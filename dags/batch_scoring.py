@@ -1,0 +1,112 @@
+"""batch_scoring: score each new partition with the champion (and the challenger in shadow).
+
+A run covers one day: the data interval's day for scheduled runs and backfills, or the *Day* param.
+It waits until that day's partition is in the training area with a passing validation report (a
+quarantined day is skipped), scores it with ``models:/<name>@champion``, and, when *Shadow* is on and
+the challenger is a different version, with ``@challenger`` too, comparing the two. Predictions land
+as Parquet (``data/predictions/dt=.../<model>-v<N>.parquet``) and in the SQL table ``scoring.table``,
+with the model version on every row; a rerun replaces that day's rows of that version.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task
+from retrainer_notifier import RunFailureNotifier  # plugins/: task log + optional webhook
+
+
+@dag(
+    dag_id="batch_scoring",
+    description="Score each day's validated partition with the champion (and the challenger in shadow)",
+    # 02:00 UTC: the interval [D-1 02:00, D 02:00) scores day D-1, which the midnight training run ingested.
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=2,
+    tags=["retrainer", "scoring"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=20),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": [RunFailureNotifier()],
+    },
+    params={
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Day",
+            description="Score this day's partition (YYYY-MM-DD). Empty: the run's data interval, or the "
+            "trigger day for manual runs.",
+        ),
+        "shadow": Param(
+            None,
+            type=["null", "boolean"],
+            title="Shadow-score with the challenger",
+            description="Empty: scoring.shadow from params.yaml.",
+        ),
+    },
+    doc_md=__doc__,
+)
+def batch_scoring():
+    @task.sensor(poke_interval=300, timeout=6 * 3600, mode="reschedule", soft_fail=True)
+    def partition_ready() -> PokeReturnValue:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from retrainer.airflow_support import registry_outcomes, task_params
+        from retrainer.pipeline import resolve_as_of
+        from retrainer.scoring import partition_status
+
+        context = get_current_context()
+        chosen = context["params"]
+        dag_run = context["dag_run"]
+        with registry_outcomes():
+            params = task_params()
+            day = resolve_as_of(
+                chosen.get("day"),
+                context.get("data_interval_start"),
+                getattr(dag_run, "run_after", None) or context.get("logical_date"),
+            )
+        status = partition_status(params, day)
+        print(f"partition dt={day.isoformat()}: {status}")
+        if status in ("quarantined", "failed_validation"):
+            raise AirflowSkipException(f"partition dt={day.isoformat()} is {status}: not scored")
+        shadow = params.scoring.shadow if chosen.get("shadow") is None else bool(chosen["shadow"])
+        return PokeReturnValue(is_done=status == "ready", xcom_value={"day": day.isoformat(), "shadow": shadow})
+
+    @task
+    def score_champion(ready: dict) -> dict:
+        from datetime import date
+
+        from retrainer.airflow_support import registry_outcomes, task_params
+        from retrainer.scoring import score_partition, summary_table
+
+        run_id = get_current_context()["dag_run"].run_id
+        with registry_outcomes():
+            result = score_partition(task_params(), date.fromisoformat(ready["day"]), scoring_run=run_id)
+        print(summary_table({"champion": result}))
+        return result
+
+    @task
+    def score_shadow(ready: dict, champion: dict) -> dict:
+        from datetime import date
+
+        from retrainer.airflow_support import registry_outcomes, task_params
+        from retrainer.scoring import score_shadow as shadow_score
+        from retrainer.scoring import summary_table
+
+        if not ready["shadow"]:
+            print("shadow scoring is off for this run")
+            return {"skipped": True, "note": "shadow scoring off"}
+        run_id = get_current_context()["dag_run"].run_id
+        with registry_outcomes():
+            result = shadow_score(task_params(), date.fromisoformat(ready["day"]), champion, scoring_run=run_id)
+        print(summary_table(result))
+        return result
+
+    ready = partition_ready()
+    score_shadow(ready, score_champion(ready))
+
+
+batch_scoring()
