@@ -1,0 +1,87 @@
+"""Shared fixtures: a throw-away Retrainer project (params.yaml, source, stores) under tmp_path."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+AS_OF = date(2026, 3, 31)
+
+# Quiet and offline: no analytics or telemetry calls from GX, MLflow or DVC during tests.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# Deployment overrides of params.yaml (retrainer.config): tests use their own stores, never a user's.
+for _name in ("RETRAINER_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+              "RETRAINER_SOURCE_URL", "RETRAINER_DVC_REMOTE_URL"):
+    os.environ.pop(_name, None)
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def write_project(root: Path, overrides: dict[str, Any] | None = None, git: bool = False) -> Path:
+    """A project folder with the repo's params.yaml (suites pointed back at the repo) plus overrides.
+
+    With ``git``, the folder is a git checkout with the repo's .gitignore, as a user's clone is: DVC
+    behaves differently inside git (it refuses to track paths git ignores).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    if git:
+        import shutil
+        import subprocess
+
+        shutil.copy2(REPO_ROOT / ".gitignore", root / ".gitignore")
+        subprocess.run(["git", "init", "-q"], cwd=root, check=True)  # noqa: S607
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for suite in ("raw_suite", "prepared_suite"):
+        raw["validation"][suite] = str(REPO_ROOT / raw["validation"][suite])
+    raw = merge(raw, {"prepare": {"window_days": 14, "holdout_days": 3, "min_train_rows": 300}})
+    raw = merge(raw, overrides or {})
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: make_project(overrides) -> path of params.yaml in a fresh folder."""
+    counter = iter(range(1000))
+
+    def factory(overrides: dict[str, Any] | None = None) -> Path:
+        return write_project(tmp_path / f"project{next(counter)}", overrides)
+
+    return factory
+
+
+def seed(params_path: Path, end: date = AS_OF, days: int = 16, rows_per_day: int = 300, **kwargs: Any) -> None:
+    from datetime import timedelta
+
+    from retrainer.config import load_params
+    from retrainer.datagen import seed_source
+
+    params = load_params(params_path)
+    seed_source(
+        params.source_url,
+        params.source.table,
+        end - timedelta(days=days - 1),
+        end,
+        rows_per_day,
+        params.project.seed,
+        **kwargs,
+    )

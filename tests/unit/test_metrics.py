@@ -1,0 +1,88 @@
+"""The vectorised weighted metrics equal scikit-learn's (with sample_weight), and the bootstrap is seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as sk
+
+from retrainer.metrics import METRICS, bootstrap_counts, paired_bootstrap, weighted_metric
+
+
+def _sklearn(name: str, y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+    if name == "roc_auc":
+        return sk.roc_auc_score(y, p, sample_weight=w)
+    if name == "average_precision":
+        return sk.average_precision_score(y, p, sample_weight=w)
+    if name == "log_loss":
+        return sk.log_loss(y, p, sample_weight=w, labels=[0, 1])
+    if name == "brier":
+        return sk.brier_score_loss(y, p, sample_weight=w)
+    if name == "accuracy":
+        return sk.accuracy_score(y, p >= 0.5, sample_weight=w)
+    if name == "f1":
+        return sk.f1_score(y, p >= 0.5, sample_weight=w, zero_division=0)
+    # Expected calibration error, written out the slow way: per bin |sum w(y - p)| / total weight.
+    bins = np.minimum((p * 10).astype(int), 9)
+    return sum(abs(np.sum(w[bins == b] * (y[bins == b] - p[bins == b]))) for b in range(10)) / w.sum()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_weighted_metrics_equal_sklearn_with_sample_weight(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 800))
+    y = rng.integers(0, 2, n)
+    y[:2] = [0, 1]
+    p = np.clip(0.35 * y + 0.65 * rng.random(n), 0, 1)
+    if seed % 2:
+        p = np.round(p, 1)  # many ties
+    weights = rng.multinomial(n, np.full(n, 1 / n), size=4).astype(float)
+    weights[0] = 1.0  # the plain, unweighted metric
+    for name in METRICS:
+        ours = weighted_metric(name, y, p, weights)
+        for row, w in enumerate(weights):
+            if name in ("roc_auc", "average_precision") and len(set(y[w > 0])) < 2:
+                assert np.isnan(ours[row])
+                continue
+            assert ours[row] == pytest.approx(_sklearn(name, y, p, w), abs=1e-9), (name, row)
+
+
+def test_bootstrap_is_seeded(monkeypatch):
+    first = np.concatenate(list(bootstrap_counts(300, 250, seed=7)))
+    again = np.concatenate(list(bootstrap_counts(300, 250, seed=7)))
+    other = np.concatenate(list(bootstrap_counts(300, 250, seed=8)))
+    assert first.shape == (250, 300) and (first.sum(axis=1) == 300).all()
+    assert (first == again).all() and not (first == other).all()
+
+
+def test_chunked_resamples_give_the_same_interval(monkeypatch):
+    import retrainer.metrics
+
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 400)
+    new, old = rng.random(400), rng.random(400)
+    whole, _ = paired_bootstrap("roc_auc", y, new, old, resamples=300, confidence=0.95, seed=4)
+    monkeypatch.setattr(retrainer.metrics, "_CHUNK_CELLS", 400 * 7)  # 7 resamples per chunk
+    chunked, _ = paired_bootstrap("roc_auc", y, new, old, resamples=300, confidence=0.95, seed=4)
+    assert chunked == whole
+
+
+def test_paired_bootstrap_of_identical_scores_is_exactly_zero():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 500)
+    p = rng.random(500)
+    overall, by_slice = paired_bootstrap(
+        "roc_auc", y, p, p, resamples=200, confidence=0.95, seed=1, subsets={"half": np.arange(500) < 250}
+    )
+    assert (overall.improvement, overall.ci_low, overall.ci_high) == (0.0, 0.0, 0.0)
+    assert by_slice["half"].rows == 250 and by_slice["half"].ci_low == 0.0
+
+
+def test_lower_is_better_metrics_are_turned_into_improvements():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 2000)
+    good = np.clip(0.6 * y + 0.4 * rng.random(2000), 0.01, 0.99)
+    bad = np.clip(0.2 * y + 0.8 * rng.random(2000), 0.01, 0.99)
+    overall, _ = paired_bootstrap("log_loss", y, good, bad, resamples=200, confidence=0.9, seed=2)
+    assert overall.challenger < overall.champion  # a smaller loss...
+    assert overall.improvement > 0 and overall.ci_low > 0  # ...is an improvement
