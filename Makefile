@@ -10,7 +10,8 @@
 #   make compose-config    validate docker-compose.yaml with `docker compose config` (needs a filled .env)
 #   make test    the test suite (what CI runs)
 #   make lint    ruff, including Airflow's AIR rules on dags/ and plugins/
-#   make bench   the benchmarks in bench/ (BENCH_QUICK=1 for small sizes); results in bench/results/
+#   make bench   every benchmark figure (about an hour): bench/results/latest.md and latest.json
+#   make bench-quick   the same figures at small sizes, under 5 minutes: bench/results/quick.md
 #   make drift-demo  inject drift after the champion's day: drift report, drift-triggered retrain, tagged version
 
 SHELL := /bin/bash
@@ -27,7 +28,7 @@ MLFLOW_PORT ?= 5000
 STACK = $(if $(wildcard $(PY)),$(PY),PYTHONPATH=include $(PYTHON)) -m retrainer.stack \
         --api-port $(API_PORT) --mlflow-port $(MLFLOW_PORT)
 
-.PHONY: help setup run stop status reset test lint bench drift-demo up-distributed run-distributed \
+.PHONY: help setup run stop status reset test lint bench bench-quick drift-demo up-distributed run-distributed \
         status-distributed down-distributed compose-config
 
 help:
@@ -92,7 +93,10 @@ lint: setup
 	$(VENV)/bin/ruff check --select AIR dags plugins
 
 bench: setup
-	@set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
+	PYTHONPATH=include:. $(PY) bench/run.py
+
+bench-quick: setup
+	PYTHONPATH=include:. $(PY) bench/run.py --quick
 
 drift-demo: setup
 	@$(STACK) drift-demo

@@ -134,10 +134,24 @@ class Stack:
 
 
 @contextmanager
-def scheduler_stack(root: Path, first_day: date, last_day: date, overrides: dict[str, Any] | None = None) -> Iterator[Stack]:
-    """A project under ``root`` whose SQL source holds ``first_day``..``last_day``, and a running stack on it."""
-    params_file = write_project(root, {**PROJECT, **(overrides or {})})
-    seed(params_file, end=last_day, days=(last_day - first_day).days + 1, rows_per_day=ROWS_PER_DAY)
+def scheduler_stack(
+    root: Path,
+    first_day: date,
+    last_day: date,
+    overrides: dict[str, Any] | None = None,
+    *,
+    rows_per_day: int = ROWS_PER_DAY,
+    dags_folder: Path | None = None,
+    executor: str = stack.LOCAL_EXECUTOR,
+    project: dict[str, Any] | None = None,
+) -> Iterator[Stack]:
+    """A project under ``root`` whose SQL source holds ``first_day``..``last_day``, and a running stack on it.
+
+    ``project`` replaces the small test settings (:data:`PROJECT`) that ``overrides`` are laid over;
+    benchmarks pass their own, and their own ``dags_folder``, ``rows_per_day`` and ``executor``.
+    """
+    params_file = write_project(root, {**(PROJECT if project is None else project), **(overrides or {})})
+    seed(params_file, end=last_day, days=(last_day - first_day).days + 1, rows_per_day=rows_per_day)
     api_port, worker_log_port, trigger_log_port = ports()
     home = root / ".airflow"
     env = stack.airflow_env(
@@ -145,8 +159,9 @@ def scheduler_stack(root: Path, first_day: date, last_day: date, overrides: dict
         home,
         port=api_port,
         params_path=params_file,
+        executor=executor,
         extra={
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or REPO_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_log_port),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_log_port),

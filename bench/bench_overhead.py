@@ -1,0 +1,196 @@
+"""Figure 1, orchestration overhead: the `training` DAG through a real scheduler vs the same library
+functions in one plain Python process, on the same 100k-row window, against a chain of six no-op tasks
+in the same Airflow.
+
+    python bench/bench_overhead.py --json out.json [--quick] [--executors preload,plain]
+
+For each executor (``retrainer.executor.PreloadingLocalExecutor``, the project's default, and Airflow's
+plain ``LocalExecutor`` for the before/after): a fresh project (params.yaml defaults: 28-day window,
+3 holdout days; 100k generated rows in the window), a real stack (scheduler, dag-processor, triggerer,
+api-server, SQLite; tests/integration/scheduler_stack.py) with the repo's DAGs plus
+``bench/dags/noop_chain.py``. In order: the run the scheduler starts on unpausing ``training`` (a day
+without data: it stops at ingest) is waited out, then no-op chain, ``training`` as of 2026-03-31,
+no-op chain again; then, with the stack still up and idle, ``retrainer.pipeline.run_pipeline`` in a
+fresh Python process on an identical copy of the project (its wall time includes its imports, paid
+once). Reported: (DAG run - plain process) / no-op chain run, each run from start to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "include"), str(Path(__file__).resolve().parents[1])]
+
+from bench.common import PYTHON, ROOT, Figure, fmt, run_timed, write_json  # noqa: E402
+
+ROWS = 100_000
+WINDOW_DAYS = 28
+PROJECT = {
+    "prepare": {"window_days": WINDOW_DAYS, "holdout_days": 3, "min_train_rows": 500},
+    "landing": {"settle_seconds": 1},
+}
+EXECUTORS = {"preload": "retrainer.executor.PreloadingLocalExecutor", "plain": "LocalExecutor"}
+TARGET = 1.25
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _descendants(root_pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            except (OSError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def scheduler_pss_mb(home: Path) -> float:
+    """Proportional set size of the scheduler and its executor workers (shared pages split fairly)."""
+    from retrainer import stack
+
+    pid = stack.running_pid(stack.pid_file(home, "scheduler"))
+    return round(sum(_pss_kb(p) for p in _descendants(pid)) / 1024, 1) if pid else 0.0
+
+
+def _timed_run(running, dag_id: str, conf: dict | None = None, timeout: float = 1800) -> dict:
+    from retrainer import stack
+
+    run = stack.trigger_run(running.api, running.token, dag_id, conf=conf)
+    done = stack.wait_for_run(running.api, running.token, dag_id, run["dag_run_id"], timeout=timeout, poll=1.0,
+                              out=lambda _m: None)
+    tis = stack.task_instances(running.api, running.token, dag_id, run["dag_run_id"])
+    if done["state"] != "success":
+        raise RuntimeError(f"{dag_id} run {run['dag_run_id']} ended {done['state']}:\n"
+                           f"{running.failure_report(dag_id, [done])}")
+    return {
+        "state": done["state"],
+        "seconds": stack._duration(done),
+        "trigger_to_end": stack._duration(done, "queued_at"),
+        "tasks": {ti["task_id"]: round(ti.get("duration") or 0.0, 2) for ti in tis},
+    }
+
+
+def plain_run(params_file: Path, log: Path) -> dict:
+    code = (
+        "import sys; from datetime import date; from retrainer.config import load_params;"
+        " from retrainer.pipeline import run_pipeline;"
+        " out = run_pipeline(load_params(sys.argv[1]), date.fromisoformat(sys.argv[2]), {'dag_id': 'bench-plain'});"
+        " print(out['registered'])"
+    )
+    from tests.conftest import AS_OF
+
+    done, t = run_timed([PYTHON, "-c", code, str(params_file), AS_OF.isoformat()], log=log, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"plain run failed, see {log}:\n{done.stderr[-3000:]}")
+    return {"seconds": round(t.wall, 2), "cpu_seconds": round(t.cpu, 2), "peak_rss_mb": round(t.peak_rss_mb or 0, 1)}
+
+
+def measure(executor_key: str, work: Path) -> dict:
+    from retrainer import stack
+    from tests.conftest import AS_OF, seed, write_project
+    from tests.integration.scheduler_stack import scheduler_stack
+
+    dags = work / "dags"
+    dags.mkdir(parents=True)
+    for dag_file in (ROOT / "dags").glob("*.py"):
+        shutil.copy2(dag_file, dags / dag_file.name)
+    shutil.copy2(ROOT / "bench" / "dags" / "noop_chain.py", dags / "noop_chain.py")
+    rows_per_day = ROWS // WINDOW_DAYS
+    first = AS_OF - timedelta(days=WINDOW_DAYS - 1)
+
+    plain_params = write_project(work / "plain", PROJECT)
+    seed(plain_params, end=AS_OF, days=WINDOW_DAYS, rows_per_day=rows_per_day)
+    started = time.monotonic()
+    with scheduler_stack(work / "dag", first, AS_OF, project=PROJECT, rows_per_day=rows_per_day,
+                         dags_folder=dags, executor=EXECUTORS[executor_key]) as running:
+        stack_start = time.monotonic() - started
+        for dag_id in ("noop_chain", "training"):
+            stack.wait_for_dag(running.api, running.token, dag_id, timeout=300, out=lambda _m: None)
+        idle_pss = scheduler_pss_mb(running.home)
+        # Unpausing `training` makes the scheduler start the latest complete (real) day, which has no
+        # rows in this source: wait it out so it does not overlap the measured runs.
+        stack.set_paused(running.api, running.token, "noop_chain", paused=False)
+        stack.set_paused(running.api, running.token, "training", paused=False)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            runs = running.runs("training")
+            if runs and all(r["state"] in stack.TERMINAL_RUN_STATES for r in runs):
+                break
+            time.sleep(2)
+        noop_1 = _timed_run(running, "noop_chain")
+        dag = _timed_run(running, "training", conf={"as_of": AS_OF.isoformat()})
+        busy_pss = scheduler_pss_mb(running.home)
+        noop_2 = _timed_run(running, "noop_chain")
+        plain = plain_run(plain_params, work / "plain.log")
+        load = os.getloadavg()[0]
+    noop = (noop_1["seconds"] + noop_2["seconds"]) / 2
+    ratio = (dag["seconds"] - plain["seconds"]) / noop
+    return {
+        "executor": EXECUTORS[executor_key],
+        "rows_in_window": rows_per_day * WINDOW_DAYS,
+        "stack_start_s": round(stack_start, 1),
+        "noop_chain": [noop_1, noop_2],
+        "noop_chain_s": round(noop, 2),
+        "dag": dag,
+        "plain": plain,
+        "ratio": round(ratio, 3),
+        "scheduler_pss_mb": {"idle": idle_pss, "after_training": busy_pss},
+        "loadavg_end": round(load, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--executors", default=None, help="comma list of preload,plain (default: both; quick: preload)")
+    args = parser.parse_args()
+    keys = (args.executors or ("preload" if args.quick else "preload,plain")).split(",")
+    results = {}
+    for key in keys:
+        with tempfile.TemporaryDirectory(prefix=f"bench-overhead-{key}-") as tmp:
+            results[key] = measure(key, Path(tmp))
+            r = results[key]
+            print(f"{key}: DAG {r['dag']['seconds']:.1f}s, plain {r['plain']['seconds']:.1f}s, "
+                  f"no-op chain {r['noop_chain_s']:.1f}s -> ratio {r['ratio']:.2f}", flush=True)
+    figures = []
+    main_key = keys[0]
+    r = results[main_key]
+    comparison = (f"DAG run {fmt(r['dag']['seconds'], 1)} s, plain process {fmt(r['plain']['seconds'], 1)} s, "
+                  f"no-op chain {fmt(r['noop_chain_s'], 1)} s ({r['executor'].rsplit('.', 1)[-1]})")
+    if "plain" in results and main_key != "plain":
+        b = results["plain"]
+        comparison += (f"; before (LocalExecutor): DAG {fmt(b['dag']['seconds'], 1)} s, plain {fmt(b['plain']['seconds'], 1)} s, "
+                       f"no-op {fmt(b['noop_chain_s'], 1)} s, ratio {fmt(b['ratio'])}")
+    figures.append(Figure("overhead", "Orchestration overhead: (DAG - plain) / no-op chain, 100k rows",
+                          r["ratio"], "x", comparison, f"<= {TARGET}", "<=", TARGET, details=results).to_dict())
+    write_json(args.json, {"figures": figures, "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

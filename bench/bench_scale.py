@@ -1,0 +1,280 @@
+"""Figure 3, scale: the training pipeline at 100k, 1M and 5M rows in the window, step by step.
+
+    python bench/bench_scale.py --json out.json [--quick] [--sizes 100000,1000000] [--profile train]
+
+Per size: a fresh project (params.yaml defaults: 28-day window, 3 holdout days), its SQL source
+seeded by ``retrainer.datagen`` (seed 42) with the size spread over the window, then the six steps of
+``retrainer.pipeline`` each in its own Python process (``python bench/bench_scale.py step ...``, under
+``/usr/bin/time -v``). Inside that process the libraries are imported first (``retrainer.preload``, as
+the preloading executor does), then the peak resident size is reset (Linux ``clear_refs``) and the
+step runs: its wall and CPU time and its own peak memory above the process's baseline exclude the
+imports. The step's input is then loaded to measure its in-memory size (pandas, deep):
+
+* ingest, validate: the largest one-day partition (they work one day at a time);
+* prepare: every partition of the window; train: train + holdout sets; evaluate: the holdout set;
+* register: reads no table (reported, no ratio).
+
+At the smallest size the steps also run "cold" (no preloading, on a second copy of the project):
+the difference is what each task process pays for imports under a plain LocalExecutor, and the
+heavy packages each step imports are listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "include"), str(Path(__file__).resolve().parents[1])]
+
+from bench.common import (  # noqa: E402
+    PYTHON,
+    Figure,
+    fmt,
+    frame_mb,
+    growth_per_10x,
+    peak_rss_kb,
+    reset_peak_rss,
+    run_timed,
+    write_json,
+)
+
+STEPS = ("ingest", "validate", "prepare", "train", "evaluate", "register")
+WINDOW_DAYS = 28
+PROJECT = {"prepare": {"window_days": WINDOW_DAYS, "holdout_days": 3, "min_train_rows": 500}}
+FULL_SIZES = (100_000, 1_000_000, 5_000_000)
+QUICK_SIZES = (50_000, 250_000)
+TIME_TARGET = 11.0
+MEMORY_TARGET = 3.0
+HEAVY = ("pandas", "numpy", "pyarrow", "sqlalchemy", "sklearn", "scipy", "mlflow", "great_expectations",
+         "evidently", "dvc", "matplotlib", "skops")
+
+
+# --- one step in this process ----------------------------------------------------------------
+
+
+def _run_step(step: str, params, state: dict) -> dict:
+    from datetime import date
+
+    from retrainer import pipeline
+    from tests.conftest import AS_OF
+
+    as_of: date = AS_OF
+    context = {"dag_id": "bench-scale"}
+    if step == "ingest":
+        return pipeline.step_ingest(params, as_of)
+    if step == "validate":
+        return pipeline.step_validate(params, as_of, state["ingest"])
+    if step == "prepare":
+        return pipeline.step_prepare(params, as_of)
+    if step == "train":
+        return pipeline.step_train(params, state["prepare"], context)
+    if step == "evaluate":
+        return pipeline.step_evaluate(params, state["prepare"], state["train"])
+    if step == "register":
+        return pipeline.step_register(params, state["train"], state["evaluate"], {"run_type": "bench", **context})
+    raise ValueError(step)
+
+
+def _input_mb(step: str, params, state: dict, output: dict) -> tuple[float | None, str]:
+    import pandas as pd
+
+    if step in ("ingest", "validate"):
+        parts = (output if step == "ingest" else state["ingest"])["new_partitions"]
+        sizes = [frame_mb(pd.read_parquet(p["path"])) for p in parts if p.get("path")]
+        return (max(sizes) if sizes else None), "largest one-day partition"
+    if step == "prepare":
+        manifest = json.loads(Path(output["manifest_path"]).read_text())
+        total = sum(frame_mb(pd.read_parquet(params.path(part["path"]))) for part in manifest["partitions"])
+        return total, "all partitions of the window"
+    if step == "train":
+        prepared = state["prepare"]
+        return (frame_mb(pd.read_parquet(prepared["train_path"])) + frame_mb(pd.read_parquet(prepared["holdout_path"])),
+                "train + holdout sets")
+    if step == "evaluate":
+        return frame_mb(pd.read_parquet(state["prepare"]["holdout_path"])), "holdout set"
+    return None, "no table"
+
+
+def step_main(args: argparse.Namespace) -> int:
+    from retrainer.config import load_params
+
+    state = json.loads(args.state.read_text()) if args.state.exists() else {}
+    before = {name.split(".")[0] for name in sys.modules}
+    import_s = 0.0
+    if not args.cold:
+        from retrainer.preload import preload
+
+        started = time.perf_counter()
+        preload()
+        import_s = time.perf_counter() - started
+    params = load_params(args.params)
+    baseline_kb = reset_peak_rss()
+    modules_before = set(sys.modules)
+    profiler = cProfile.Profile() if args.profile else None
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
+    output = _run_step(args.step, params, state)
+    if profiler:
+        profiler.disable()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    peak_kb = peak_rss_kb()
+    imported = sorted({m.split(".")[0] for m in set(sys.modules) - modules_before} & set(HEAVY))
+    imported_overall = sorted(({m.split(".")[0] for m in sys.modules} - before) & set(HEAVY))
+    input_mb, input_what = _input_mb(args.step, params, state, output)
+    result = {
+        "step": args.step,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "preload_s": round(import_s, 2),
+        "baseline_rss_mb": round(baseline_kb / 1024, 1),
+        "step_peak_rss_mb": round(peak_kb / 1024, 1),
+        "step_extra_mb": round((peak_kb - baseline_kb) / 1024, 1),
+        "input_mb": None if input_mb is None else round(input_mb, 1),
+        "input": input_what,
+        "heavy_imported_during_step": imported,
+        "heavy_imported_in_process": imported_overall,
+        "output": output,
+    }
+    if profiler:
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(35)
+        profiler.dump_stats(str(args.profile))
+        result["profile_top"] = buffer.getvalue()[-12000:]
+    args.out.write_text(json.dumps(result, default=str))
+    state[args.step] = output
+    args.state.write_text(json.dumps(state, default=str))
+    return 0
+
+
+# --- the curve ---------------------------------------------------------------------------------
+
+
+def run_size(rows: int, work: Path, cold: bool = False, profile: str | None = None) -> dict:
+    from tests.conftest import AS_OF, seed, write_project
+
+    project = work / f"{'cold' if cold else 'warm'}-{rows}"
+    params_file = write_project(project, PROJECT, git=True)
+    started = time.perf_counter()
+    seed(params_file, end=AS_OF, days=WINDOW_DAYS, rows_per_day=rows // WINDOW_DAYS)
+    seeded = time.perf_counter() - started
+    state = project / "bench-state.json"
+    steps = {}
+    for step in STEPS:
+        out = project / f"bench-{step}.json"
+        argv = [PYTHON, __file__, "step", "--params", str(params_file), "--step", step, "--state", str(state),
+                "--out", str(out)]
+        if cold:
+            argv.append("--cold")
+        if profile == step:
+            argv += ["--profile", str(work / f"profile-{step}-{rows}.prof")]
+        done, t = run_timed(argv, log=work / f"log-{'cold' if cold else 'warm'}-{rows}-{step}.txt", timeout=7200)
+        if done.returncode != 0:
+            raise RuntimeError(f"step {step} at {rows:,} rows failed:\n{done.stderr[-4000:]}")
+        result = json.loads(out.read_text())
+        result.pop("output", None)
+        result["process_wall_s"] = round(t.wall, 2)
+        result["process_peak_rss_mb"] = round(t.peak_rss_mb or 0, 1)
+        if result["input_mb"]:
+            result["extra_over_input"] = round(result["step_extra_mb"] / result["input_mb"], 2)
+        steps[step] = result
+        print(f"  {rows:>9,} {'cold' if cold else 'warm'} {step:<9} {result['wall_s']:8.2f}s "
+              f"extra {result['step_extra_mb']:8.1f} MB input {fmt(result['input_mb'])} MB", flush=True)
+    return {"rows": rows, "rows_per_day": rows // WINDOW_DAYS, "seed_s": round(seeded, 1), "steps": steps}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    step = sub.add_parser("step", help="(internal) run one step in this process and write its measurements")
+    step.add_argument("--params", type=Path, required=True)
+    step.add_argument("--step", choices=STEPS, required=True)
+    step.add_argument("--state", type=Path, required=True)
+    step.add_argument("--out", type=Path, required=True)
+    step.add_argument("--cold", action="store_true")
+    step.add_argument("--profile", type=Path)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sizes", default=None)
+    parser.add_argument("--profile", default=None, help="profile this step (cProfile) at every size")
+    parser.add_argument("--no-cold", action="store_true")
+    args = parser.parse_args()
+    if args.command == "step":
+        return step_main(args)
+    if args.json is None:
+        parser.error("--json is required")
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(QUICK_SIZES if args.quick else FULL_SIZES)
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        work = Path(tmp)
+        curve = [run_size(rows, work, profile=args.profile) for rows in sizes]
+        cold = None if args.no_cold or args.quick else run_size(sizes[0], work, cold=True)
+        profiles = {}
+        for point in curve:
+            for name, s in point["steps"].items():
+                if "profile_top" in s:
+                    profiles[f"{name}@{point['rows']}"] = s.pop("profile_top")
+    payload = summarise(curve, cold)
+    payload["profiles"] = profiles
+    write_json(args.json, payload)
+    return 0
+
+
+def summarise(curve: list[dict], cold: dict | None) -> dict:
+    growth: dict[str, list[dict]] = {}
+    for a, b in zip(curve, curve[1:], strict=False):
+        for step in STEPS:
+            ta, tb = a["steps"][step]["wall_s"], b["steps"][step]["wall_s"]
+            growth.setdefault(step, []).append({"from": a["rows"], "to": b["rows"],
+                                                "per_10x": _round(growth_per_10x(a["rows"], ta, b["rows"], tb))})
+        total_a = sum(s["wall_s"] for s in a["steps"].values())
+        total_b = sum(s["wall_s"] for s in b["steps"].values())
+        growth.setdefault("pipeline", []).append({"from": a["rows"], "to": b["rows"],
+                                                  "per_10x": _round(growth_per_10x(a["rows"], total_a, b["rows"], total_b))})
+    figures = []
+    if len(curve) > 1:
+        # The headline: the worst step between the two largest sizes (fixed costs flatter small sizes).
+        last = {step: g[-1]["per_10x"] for step, g in growth.items() if step != "pipeline"}
+        worst = max(last, key=lambda s: last[s] or 0)
+        a, b = curve[-2], curve[-1]
+        figures.append(Figure(
+            "scale_time", f"Scale: time growth per 10x rows, worst step ({worst}), {a['rows']:,} -> {b['rows']:,}",
+            last[worst], "x",
+            f"{worst}: {fmt(a['steps'][worst]['wall_s'])} s -> {fmt(b['steps'][worst]['wall_s'])} s; whole pipeline "
+            f"{fmt(growth['pipeline'][-1]['per_10x'])}x per 10x; every step: "
+            + ", ".join(f"{s} {fmt(v)}" for s, v in last.items()),
+            f"<= {TIME_TARGET:g}", "<=", TIME_TARGET).to_dict())
+    top = curve[-1]
+    ratios = {s: v["extra_over_input"] for s, v in top["steps"].items() if v.get("extra_over_input") is not None}
+    if ratios:
+        worst = max(ratios, key=ratios.get)
+        step = top["steps"][worst]
+        figures.append(Figure(
+            "scale_memory", f"Scale: step peak memory / its input's in-memory size, worst step ({worst}), "
+            f"{top['rows']:,} rows", ratios[worst], "x",
+            f"{worst}: +{fmt(step['step_extra_mb'], 0)} MB over the process baseline for {fmt(step['input_mb'], 0)} MB of "
+            f"input ({step['input']}); every step: " + ", ".join(f"{s} {fmt(v)}" for s, v in ratios.items()),
+            f"<= {MEMORY_TARGET:g}", "<=", MEMORY_TARGET).to_dict())
+    imports = None
+    if cold:
+        warm = curve[0]["steps"]
+        imports = {s: {"cold_s": cold["steps"][s]["wall_s"], "warm_s": warm[s]["wall_s"],
+                       "import_penalty_s": round(cold["steps"][s]["wall_s"] - warm[s]["wall_s"], 2),
+                       "imports": cold["steps"][s]["heavy_imported_during_step"],
+                       "still_imported_after_preload": warm[s]["heavy_imported_during_step"]}
+                   for s in STEPS}
+    return {"figures": figures, "curve": curve, "growth": growth, "cold_imports": imports}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
