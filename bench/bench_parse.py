@@ -95,7 +95,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    repeats = 3 if args.quick else args.repeats
+    repeats = 1 if args.quick else args.repeats
     per_file = parse_times(repeats, "processor")
     bare = parse_times(repeats, "bare")
     report = dags_report()

@@ -11,6 +11,7 @@ bench/results/logs/); its measurements and the comparison it is a ratio of come 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -23,7 +24,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "include"), str(Path(_
 from bench.common import ENV, PYTHON, RESULTS, ROOT, Figure, fmt, machine, run_timed, write_json  # noqa: E402
 
 BENCH = ROOT / "bench"
-ORDER = ("parse", "overhead", "scale", "validation", "drift", "backfill")
+ORDER = ("overhead", "parse", "scale", "validation", "drift", "backfill")
 
 
 def _script_json(script: str, extra: tuple[str, ...] = ()):
@@ -187,7 +188,11 @@ def _details(data: dict) -> list[str]:
             ("plain process (`run_pipeline`, imports included)", lambda r: r["plain"]["seconds"]),
             ("no-op chain of 6 (mean of 2 runs)", lambda r: r["noop_chain_s"]),
             ("(DAG - plain) / no-op", lambda r: r["ratio"]),
-            *((f"task `{t}`", (lambda t: lambda r: r["dag"]["tasks"].get(t))(t)) for t in tasks),
+            ("DAG run, CPU s of every stack process", lambda r: r["dag"]["cpu_seconds"]),
+            ("plain process, CPU s", lambda r: r["plain"]["cpu_seconds"]),
+            ("no-op chain, CPU s", lambda r: r["noop_chain_cpu_s"]),
+            ("(DAG - plain) / no-op, in CPU s", lambda r: r["ratio_cpu"]),
+            *((f"task `{t}`", functools.partial(lambda task, r: r["dag"]["tasks"].get(task), t)) for t in tasks),
             ("stack start (s)", lambda r: r["stack_start_s"]),
             ("scheduler + executor workers, PSS MB idle", lambda r: r["scheduler_pss_mb"]["idle"]),
             ("... after the training run", lambda r: r["scheduler_pss_mb"]["after_training"]),

@@ -108,6 +108,48 @@ def score(model: Any, frame: pd.DataFrame, params: Params) -> dict[str, float]:
     }
 
 
+SCHEMA_SAMPLE_ROWS = 10_000  # also MLflow's own digest sample (mlflow.data.digest_utils.MAX_ROWS)
+
+
+def dataset_input(frame: pd.DataFrame, source: str, label: str, name: str):
+    """``mlflow.data.from_pandas`` for a large frame, without MLflow's two passes over every cell.
+
+    MLflow infers a dataset's schema element by element in Python and its digest maps ``type`` over
+    the whole frame (not just the rows it hashes): about 11 s per million rows, growing with the
+    window (bench/bench_scale.py found it). Here the column types are inferred from the first
+    rows, whether a column is required (has no missing value) from a vectorised check of all rows,
+    and the digest is MLflow's own algorithm with a vectorised type check; the result is the same
+    dataset entity (name, digest, source, schema, profile) MLflow would log.
+    """
+    import mlflow
+    from mlflow.data.digest_utils import get_normalized_md5_digest
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.utils import _infer_schema
+
+    import numpy as np
+    import pandas as pd
+
+    head = frame.head(SCHEMA_SAMPLE_ROWS)
+    # MLflow hashes the first rows of the columns whose every value is a str (checked with a vectorised
+    # type scan here) and the numeric ones.
+    string_columns = pd.Index(
+        [c for c in frame.columns if frame[c].dtype == object and pd.api.types.infer_dtype(frame[c], skipna=False) == "string"]
+    )
+    hashed = head[string_columns.union(head.select_dtypes(include="number").columns)]
+    digest = get_normalized_md5_digest(
+        [pd.util.hash_pandas_object(hashed).values, np.int64(len(frame))] + [str(c).encode() for c in frame.columns]
+    )
+    dataset = mlflow.data.from_pandas(frame, source=source, targets=label, name=name, digest=digest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # MLflow's hint about integer columns and missing values
+        sampled = _infer_schema(head)
+    has_missing = frame.isna().any()
+    dataset.schema = Schema(  # a cached_property: setting it replaces MLflow's full-frame inference
+        [ColSpec(type=c.type, name=c.name, required=not bool(has_missing[c.name])) for c in sampled.inputs]
+    )
+    return dataset
+
+
 def _own_types(model: Any) -> list[str]:
     import skops.io
 
@@ -202,14 +244,8 @@ def train_model(
             # MLflow warns that a local path "can be interpreted in multiple ways" and that integer
             # columns cannot hold missing values; neither applies (the model's inputs are floats).
             warnings.simplefilter("ignore", UserWarning)
-            mlflow.log_input(
-                mlflow.data.from_pandas(train, source=prepared.train_path, targets=ds.label, name="train"),
-                context="training",
-            )
-            mlflow.log_input(
-                mlflow.data.from_pandas(holdout, source=prepared.holdout_path, targets=ds.label, name="holdout"),
-                context="holdout",
-            )
+            mlflow.log_input(dataset_input(train, prepared.train_path, ds.label, "train"), context="training")
+            mlflow.log_input(dataset_input(holdout, prepared.holdout_path, ds.label, "holdout"), context="holdout")
         example = x_train.head(5)
         signature = infer_signature(example, model.predict_proba(example))
         info = mlflow.sklearn.log_model(
