@@ -22,6 +22,7 @@ import importlib
 import os
 import sys
 import time
+import warnings
 
 # What the tasks of `training` and `drift_monitor` import, found by running each step in a fresh
 # interpreter and listing what it added to sys.modules (bench/bench_overhead.py reports what a
@@ -95,10 +96,14 @@ def preload(modules: tuple[str, ...] = HEAVY_MODULES) -> dict[str, float]:
             continue
         started = time.perf_counter()
         try:
-            if name == "great_expectations":
-                _import_gx()
-            else:
-                importlib.import_module(name)
+            with warnings.catch_warnings():
+                # skops.io looks up names in every loaded module at import; in an Airflow process that
+                # trips hundreds of Airflow's deprecated-attribute warnings into the scheduler log.
+                warnings.simplefilter("ignore")
+                if name == "great_expectations":
+                    _import_gx()
+                else:
+                    importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - preloading is an optimisation, never a failure
             print(f"retrainer.preload: cannot import {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue

@@ -75,26 +75,34 @@ def prepare_window(
 ) -> PreparedData:
     """Write ``train.parquet``, ``holdout.parquet`` and ``manifest.json`` for the window ending at ``as_of``."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
     manifest = dict(manifest or window_manifest(params, as_of, window))
     ds = params.dataset
     columns = [ds.entity_id, ds.event_time, *ds.features, ds.label]
-    frames = {"train": [], "holdout": []}
+    frames: dict[str, list[pd.DataFrame]] = {"train": [], "holdout": []}
     for part in manifest["partitions"]:
-        frame = pd.read_parquet(params.path(part["path"]))
-        absent = [c for c in columns if c not in frame.columns]
+        path = params.path(part["path"])
+        absent = [c for c in columns if c not in pq.read_schema(path).names]
         if absent:
             raise InsufficientData(f"partition {part['path']} lacks columns {absent}")
-        frames[part["split"]].append(frame[columns])
+        # Only the columns the sets keep: no full-width frame and no copy of its selection.
+        frames[part["split"]].append(pd.read_parquet(path, columns=columns))
 
-    def concat(parts: list) -> pd.DataFrame:
+    def concat(split: str) -> pd.DataFrame:
+        parts = frames.pop(split)
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
-    train, holdout = concat(frames["train"]), concat(frames["holdout"])
+    # Each split's daily frames are released as soon as they are concatenated (peak: one copy of the window).
+    train = concat("train")
+    holdout = concat("holdout")
     # Rows without a label cannot teach or score anything; they are dropped, and counted in the manifest.
-    manifest["unlabelled_rows_dropped"] = int(train[ds.label].isna().sum() + holdout[ds.label].isna().sum())
-    train = train.dropna(subset=[ds.label])
-    holdout = holdout.dropna(subset=[ds.label])
+    unlabelled = {name: int(frame[ds.label].isna().sum()) for name, frame in (("train", train), ("holdout", holdout))}
+    manifest["unlabelled_rows_dropped"] = sum(unlabelled.values())
+    if unlabelled["train"]:
+        train = train.dropna(subset=[ds.label])
+    if unlabelled["holdout"]:
+        holdout = holdout.dropna(subset=[ds.label])
     _check_usable(params, as_of, manifest, train, holdout)
 
     out_dir.mkdir(parents=True, exist_ok=True)
