@@ -90,11 +90,13 @@ def normalise(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
     import pandas as pd
 
     ds = params.dataset
-    frame = frame.copy()
+    # A shallow copy: replacing a column in it leaves the caller's frame alone without copying every
+    # column; the sort then makes the one full copy (ignore_index: no second copy for a fresh index).
+    frame = frame.copy(deep=False)
     if ds.event_time in frame:
         frame[ds.event_time] = pd.to_datetime(frame[ds.event_time]).astype("datetime64[ns]")
     sort_by = [c for c in (ds.event_time, ds.entity_id) if c in frame]
-    return frame.sort_values(sort_by, kind="mergesort").reset_index(drop=True)
+    return frame.sort_values(sort_by, kind="mergesort", ignore_index=True)
 
 
 def write_partition(frame: pd.DataFrame, target: Path) -> str:
@@ -122,17 +124,20 @@ def ingest_day(params: Params, day: date, *, track: bool = True) -> PartitionIng
     """Materialise the partition of ``day`` from the source; version it with DVC when rows exist."""
     start, end = day_interval(day)
     frame = read_source_interval(params.source_url, params.source.table, params.dataset.event_time, start, end)
-    if frame.empty:
+    rows = len(frame)
+    if not rows:
         return PartitionIngest(day.isoformat(), "empty", 0, None, None)
     target = partition_file(params.data_dir, day)
-    status = write_partition(normalise(frame, params), target)
+    frame = normalise(frame, params)  # the source's frame is released here: one day in memory at a time
+    status = write_partition(frame, target)
+    del frame
     md5 = md5_file(target)
     if track:
         from retrainer import versioning
 
         versioning.ensure_repo(params.root, params.dvc.remote_name, params.dvc_remote_url)
         md5 = versioning.track(params.root, target, remote_name=params.dvc.remote_name).md5
-    return PartitionIngest(day.isoformat(), status, len(frame), str(target), md5)
+    return PartitionIngest(day.isoformat(), status, rows, str(target), md5)
 
 
 def window_days(as_of: date, window: int) -> list[date]:
