@@ -122,12 +122,11 @@ def dataset_input(frame: pd.DataFrame, source: str, label: str, name: str):
     dataset entity (name, digest, source, schema, profile) MLflow would log.
     """
     import mlflow
+    import numpy as np
+    import pandas as pd
     from mlflow.data.digest_utils import get_normalized_md5_digest
     from mlflow.types import ColSpec, Schema
     from mlflow.types.utils import _infer_schema
-
-    import numpy as np
-    import pandas as pd
 
     head = frame.head(SCHEMA_SAMPLE_ROWS)
     # MLflow hashes the first rows of the columns whose every value is a str (checked with a vectorised
