@@ -192,6 +192,8 @@ def _details(data: dict) -> list[str]:
             ("plain process (`run_pipeline`, imports included)", lambda r: r["plain"]["seconds"]),
             ("no-op chain of 6 (mean of 2 runs)", lambda r: r["noop_chain_s"]),
             ("(DAG - plain) / no-op", lambda r: r["ratio"]),
+            ("... plain process's imports, s", lambda r: r["plain"].get("import_s")),
+            ("(DAG - (plain - its imports)) / no-op", lambda r: r.get("ratio_without_plain_imports")),
             ("DAG run, CPU s of every stack process", lambda r: r["dag"]["cpu_seconds"]),
             ("plain process, CPU s", lambda r: r["plain"]["cpu_seconds"]),
             ("no-op chain, CPU s", lambda r: r["noop_chain_cpu_s"]),
@@ -202,6 +204,15 @@ def _details(data: dict) -> list[str]:
             ("... after the training run", lambda r: r["scheduler_pss_mb"]["after_training"]),
         ):
             lines.append(f"| {label} | " + " | ".join(fmt(get(overhead[k])) for k in keys) + " |")
+        lines.append("")
+    parse = next((f for f in data.get("_figures", []) if f["id"] == "parse"), None)
+    if parse:
+        d = parse["details"]
+        lines += ["## 2. DAG parse time per file (s, median)", "",
+                  "| file | parser loaded | bare (airflow.sdk only) | `airflow dags report` |", "|---|---|---|---|"]
+        for name, f in d["per_file"].items():
+            lines.append(f"| {name} | {f['median_s']:.3f} | {d['bare_per_file'][name]['median_s']:.3f} | "
+                         f"{d['dags_report_s'].get(name, float('nan')):.3f} |")
         lines.append("")
     scale = data.get("scale")
     if scale and scale.get("curve"):
@@ -233,15 +244,6 @@ def _details(data: dict) -> list[str]:
                 lines.append(f"| {step} | {fmt(c['cold_s'])} | {fmt(c['warm_s'])} | {fmt(c['import_penalty_s'])} | "
                              f"{', '.join(c['imports'])} |")
             lines.append("")
-    parse = next((f for f in data.get("_figures", []) if f["id"] == "parse"), None)
-    if parse:
-        d = parse["details"]
-        lines += ["## 2. DAG parse time per file (s, median)", "",
-                  "| file | parser loaded | bare (airflow.sdk only) | `airflow dags report` |", "|---|---|---|---|"]
-        for name, f in d["per_file"].items():
-            lines.append(f"| {name} | {f['median_s']:.3f} | {d['bare_per_file'][name]['median_s']:.3f} | "
-                         f"{d['dags_report_s'].get(name, float('nan')):.3f} |")
-        lines.append("")
     drift = data.get("drift")
     if drift and drift.get("cases"):
         lines += ["## 5. Drift per case (wall s)", "", "| case | full Evidently | ours per check | speed-up | "
@@ -260,6 +262,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, under 5 minutes")
     parser.add_argument("--only", default=None, help=f"comma list of {','.join(ORDER)}")
     parser.add_argument("--skip", default="", help="comma list of figures to leave out")
+    parser.add_argument("--update-latest", action="store_true",
+                        help="with --only: measure these figures again and replace them in latest.md/json")
     args = parser.parse_args()
     names = [n for n in (args.only.split(",") if args.only else ORDER) if n not in args.skip.split(",")]
     unknown = set(names) - set(ORDER)
@@ -296,6 +300,21 @@ def main() -> int:
         "not_run": [n for n in ORDER if n not in names],
         "data": {k: v for k, v in data.items() if k != "_figures"},
     }
+    if args.update_latest:
+        if not args.only or args.quick:
+            parser.error("--update-latest needs --only and a full-size run")
+        previous = json.loads((RESULTS / "latest.json").read_text())
+        redone = {f["id"] for f in figures}
+        result["figures"] = [f for f in previous["figures"] if f["id"] not in redone] + figures
+        result["figures"].sort(key=lambda f: [i for i, n in enumerate(ORDER) if f["id"].startswith(n)] or [99])
+        result["runs"] = {**previous["runs"], **{k: {**v, "remeasured": result["finished"]} for k, v in runs.items()}}
+        result["data"] = {**previous["data"], **result["data"]}
+        result["not_run"] = [n for n in ORDER if n not in result["runs"]]
+        result["mode"], result["started"] = "full", previous["started"]
+        result["machine"]["first_run"] = previous["machine"]
+        result["command"] = previous["command"] + f"; then {command} --update-latest"
+        data = {**previous["data"], **data, "_figures": result["figures"]}
+        stem = "latest"
     write_json(RESULTS / f"{stem}.json", result)
     text = markdown({**result, "data": data})
     tmp = RESULTS / f".{stem}.md.tmp"
