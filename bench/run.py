@@ -218,18 +218,19 @@ def _details(data: dict) -> list[str]:
     if scale and scale.get("curve"):
         curve = scale["curve"]
         lines += ["## 3. Scale: per step (imports excluded), wall s / peak MB above the process baseline / input MB", ""]
-        lines.append("| step | " + " | ".join(f"{p['rows']:,} rows" for p in curve) + " | growth per 10x |")
+        lines.append("| step | " + " | ".join(f"{p['rows']:,} rows" for p in curve) + " | growth per 10x, CPU / wall |")
         lines.append("|---|" + "---|" * len(curve) + "---|")
         for step in curve[0]["steps"]:
             cells = []
             for p in curve:
                 s = p["steps"][step]
-                cells.append(f"{fmt(s['wall_s'])} s / +{fmt(s['step_extra_mb'], 0)} MB / {fmt(s['input_mb'], 0)} MB")
-            growth = ", ".join(fmt(g["per_10x"]) for g in scale["growth"][step])
+                cells.append(f"{fmt(s['wall_s'])} s ({fmt(s['cpu_s'])} CPU) / +{fmt(s['step_extra_mb'], 0)} MB / "
+                             f"{fmt(s['input_mb'], 0)} MB")
+            growth = ", ".join(f"{fmt(g.get('per_10x_cpu'))} / {fmt(g['per_10x'])}" for g in scale["growth"][step])
             lines.append(f"| {step} | " + " | ".join(cells) + f" | {growth} |")
         total = [sum(s["wall_s"] for s in p["steps"].values()) for p in curve]
         lines.append("| pipeline | " + " | ".join(f"{fmt(t)} s" for t in total) + " | "
-                     + ", ".join(fmt(g["per_10x"]) for g in scale["growth"]["pipeline"]) + " |")
+                     + ", ".join(f"{fmt(g.get('per_10x_cpu'))} / {fmt(g['per_10x'])}" for g in scale["growth"]["pipeline"]) + " |")
         lines.append("")
         lines.append("Whole step process peak RSS (imports included), MB: " + "; ".join(
             f"{p['rows']:,}: " + ", ".join(f"{k} {v['process_peak_rss_mb']:.0f}" for k, v in p["steps"].items())
