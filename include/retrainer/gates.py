@@ -22,7 +22,6 @@ def leakage_problems(
     filled only for churners, say). Categories are scored by their label rate in the same frame.
     """
     import numpy as np
-    from sklearn.metrics import roc_auc_score
 
     y = frame[label].astype(int).to_numpy()
     if len(np.unique(y)) < 2:
@@ -38,7 +37,7 @@ def leakage_problems(
         scores = scores.fillna(scores.median() if scores.notna().any() else 0.0).to_numpy()
         if np.all(scores == scores[0]):
             continue
-        auc = float(roc_auc_score(y, scores))
+        auc = binary_auc(y, scores)
         separation = max(auc, 1.0 - auc)
         if separation >= max_auc:
             problems.append(
@@ -46,6 +45,21 @@ def leakage_problems(
                 "likely target leakage"
             )
     return problems
+
+
+def binary_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC of ``scores`` for 0/1 labels ``y``, ties counted half: ``sklearn.metrics.roc_auc_score``'s
+    value, from the label counts per distinct score (a hash group-by and a sort of the distinct values)
+    instead of sorting every row; a feature has few distinct values, so this stays linear in rows."""
+    import numpy as np
+    import pandas as pd
+
+    counts = pd.DataFrame({"score": scores, "y": y}).groupby("score", sort=True)["y"].agg(["sum", "count"])
+    positives = counts["sum"].to_numpy(dtype="float64")
+    negatives = counts["count"].to_numpy(dtype="float64") - positives
+    negatives_below = np.cumsum(negatives) - negatives
+    total_pos, total_neg = positives.sum(), negatives.sum()
+    return float((positives * (negatives_below + 0.5 * negatives)).sum() / (total_pos * total_neg))
 
 
 def prediction_problems(probabilities: np.ndarray, where: str) -> list[str]:

@@ -106,45 +106,47 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
     that passes releases its day from quarantine.
     """
     from retrainer.ingest import day_interval, ingest_day
-    from retrainer.validate import validate_partition
+    from retrainer.validate import batches_released, validate_partition
 
     results, failures = [], []
-    for part in ingest_summary["new_partitions"]:
-        day = date.fromisoformat(part["day"])
-        path = Path(part["path"])
-        replayed = not path.exists()
-        if replayed:
-            fresh = ingest_day(params, day)
-            if fresh.path is None:
-                raise NoData(f"replay of {day.isoformat()}: the source has no rows for it any more")
-            path = Path(fresh.path)
-        start, end = day_interval(day)
-        report_dir = params.reports_dir / "validation" / f"dt={day.isoformat()}"
-        outcome = validate_partition(
-            path,
-            params.path(params.validation.raw_suite),
-            report_dir,
-            interval_start=start,
-            interval_end=end,
-            result_format=params.validation.result_format,
-            build_docs=True,
-        )
-        entry = {
-            "day": day.isoformat(),
-            "success": outcome.success,
-            "replayed": replayed,
-            "report_json": outcome.report_json,
-            "data_docs": outcome.data_docs_index,
-            "warnings": [f.expectation_type + (f"({f.column})" if f.column else "") for f in outcome.warnings()],
-        }
-        if outcome.success:
-            entry["released_from_quarantine"] = release(params, day)
-        else:
-            message = outcome.message()
-            target = quarantine(params, day, [report_dir], message)
-            entry["quarantined_to"] = str(target)
-            failures.append(f"{message}\n  quarantined to: {target}")
-        results.append(entry)
+    with batches_released() as free_batch:
+        for part in ingest_summary["new_partitions"]:
+            day = date.fromisoformat(part["day"])
+            path = Path(part["path"])
+            replayed = not path.exists()
+            if replayed:
+                fresh = ingest_day(params, day)
+                if fresh.path is None:
+                    raise NoData(f"replay of {day.isoformat()}: the source has no rows for it any more")
+                path = Path(fresh.path)
+            start, end = day_interval(day)
+            report_dir = params.reports_dir / "validation" / f"dt={day.isoformat()}"
+            outcome = validate_partition(
+                path,
+                params.path(params.validation.raw_suite),
+                report_dir,
+                interval_start=start,
+                interval_end=end,
+                result_format=params.validation.result_format,
+                build_docs=True,
+            )
+            entry = {
+                "day": day.isoformat(),
+                "success": outcome.success,
+                "replayed": replayed,
+                "report_json": outcome.report_json,
+                "data_docs": outcome.data_docs_index,
+                "warnings": [f.expectation_type + (f"({f.column})" if f.column else "") for f in outcome.warnings()],
+            }
+            if outcome.success:
+                entry["released_from_quarantine"] = release(params, day)
+            else:
+                message = outcome.message()
+                target = quarantine(params, day, [report_dir], message)
+                entry["quarantined_to"] = str(target)
+                failures.append(f"{message}\n  quarantined to: {target}")
+            results.append(entry)
+            free_batch()  # this partition's frames are garbage now: give their memory back
     summary = {"as_of": as_of.isoformat(), "partitions": results}
     write_json_atomic(params.reports_dir / "validation" / f"summary-as_of={as_of.isoformat()}.json", summary)
     if failures:
