@@ -156,7 +156,9 @@ def markdown(result: dict) -> str:
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, {m['platform']}; "
         f"load average at start {m['loadavg'][0]}, at end {result['loadavg_end'][0]} (shared machine). "
-        f"Commit `{m['git']['commit'][:12]}`{' (dirty tree)' if m['git']['dirty'] else ''} on `{m['git']['branch']}`.",
+        f"Commit `{m['git']['commit'][:12]}`{' (dirty tree)' if m['git']['dirty'] else ''} on `{m['git']['branch']}`"
+        + (f"; figures re-measured with `--update-latest` ({', '.join(k for k, v in result['runs'].items() if v.get('remeasured'))}) "
+           f"ran at that commit, the others at `{m['first_run']['git']['commit'][:12]}`" if m.get("first_run") else "") + ".",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in pk.items() if v),
         "",
@@ -263,9 +265,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, under 5 minutes")
     parser.add_argument("--only", default=None, help=f"comma list of {','.join(ORDER)}")
     parser.add_argument("--skip", default="", help="comma list of figures to leave out")
+    parser.add_argument("--render", action="store_true", help="only write latest.md again from latest.json")
     parser.add_argument("--update-latest", action="store_true",
                         help="with --only: measure these figures again and replace them in latest.md/json")
     args = parser.parse_args()
+    if args.render:
+        result = json.loads((RESULTS / "latest.json").read_text())
+        (RESULTS / "latest.md").write_text(markdown({**result, "data": {**result["data"], "_figures": result["figures"]}}))
+        return 0
     names = [n for n in (args.only.split(",") if args.only else ORDER) if n not in args.skip.split(",")]
     unknown = set(names) - set(ORDER)
     if unknown:
