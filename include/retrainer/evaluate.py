@@ -465,6 +465,11 @@ def evaluate_challenger(params: Params, prepared: PreparedData, trained: Trained
     challenger_scores = challenger_model.predict_proba(x)[:, 1]
 
     champion = current_alias(params, CHAMPION)
+    earlier = _earlier_decision(params, out_path, trained, champion)
+    if earlier is not None:
+        # A retry or rerun of the same run key against the same champion: the decision stands as made.
+        # Recomputing it would only re-measure the predict-latency guard (a timing) and log it again.
+        return earlier
     same_model = champion is not None and champion.run_id == trained.run_id
     champion_scores, latency = None, None
     if champion is not None and not same_model:
@@ -552,6 +557,28 @@ def evaluate_challenger(params: Params, prepared: PreparedData, trained: Trained
     write_bytes_atomic(out_path.with_suffix(".txt"), (decision.table() + "\n").encode())
     _log_decision(params, trained.run_id, decision)
     return decision
+
+
+def _earlier_decision(params: Params, out_path: Path, trained: TrainedModel, champion: Any) -> Decision | None:
+    """The decision an earlier try of this run key made against this same champion, if complete and valid."""
+    if not out_path.exists():
+        return None
+    try:
+        earlier = Decision.load(out_path)
+    except (ValueError, TypeError, KeyError):
+        return None  # unreadable or from an older layout: decide again
+    same_inputs = (
+        earlier.challenger_run_id == trained.run_id
+        and earlier.challenger_run_key == trained.run_key
+        and earlier.champion_run_id == (None if champion is None else champion.run_id)
+        and earlier.champion_version == (None if champion is None else str(champion.version))
+    )
+    if not same_inputs or _demotion(params, trained.run_id):
+        return None
+    run = mlflow_client(params).get_run(trained.run_id)
+    if run.data.tags.get("retrainer.gate") is None:
+        return None  # the earlier try died before logging it: decide (and log) again
+    return earlier
 
 
 def _demotion(params: Params, run_id: str) -> str | None:

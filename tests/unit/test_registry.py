@@ -302,6 +302,24 @@ def test_a_retried_register_task_leaves_exactly_one_version(world, workers):
     assert len(versions) == len(set(versions))
 
 
+def test_a_rerun_evaluate_keeps_its_decision_until_the_champion_changes(world):
+    params = named(world.params, "t-rerun")
+    world.cycle(params, "weak@D")
+    prepared, trained = world.models["strong@D+1"]
+    out = Path(prepared.manifest_path).parent / "decision-t-rerun.json"
+
+    first = evaluate_challenger(params, prepared, trained, out)
+    written = (out.read_bytes(), out.stat().st_mtime_ns)
+    again = evaluate_challenger(params, prepared, trained, out)
+    assert again == first and (out.read_bytes(), out.stat().st_mtime_ns) == written  # not even rewritten
+
+    # The champion moved (to this very model): the earlier decision no longer applies.
+    register_model(params, trained, first, {"run_type": "manual"})
+    after = evaluate_challenger(params, prepared, trained, out)
+    assert first.champion_version == "1" and after.champion_version == "2"
+    assert not after.promote and "not_the_champion" in {c["check"] for c in after.checks}
+
+
 def test_concurrent_promotions_leave_the_champion_consistent(world, workers):
     params = named(world.params, "t-race")
     world.cycle(params, "weak@D")
