@@ -34,17 +34,10 @@ def resolve_cli_as_of(params: Params, text: str) -> date:
         return _date(text)
     import sqlalchemy as sa
 
-    from retrainer.ingest import SourceError, masked_url
+    from retrainer.ingest import SourceError, masked_url, source_table
 
-    engine = sa.create_engine(params.source_url)
-    try:
-        with engine.connect() as conn:
-            table = sa.Table(params.source.table, sa.MetaData(), autoload_with=conn)
-            newest = conn.execute(sa.select(sa.func.max(table.c[params.dataset.event_time]))).scalar()
-    except sa.exc.SQLAlchemyError as exc:
-        raise SourceError(f"source {masked_url(params.source_url)}: cannot find the latest day: {exc}") from None
-    finally:
-        engine.dispose()
+    with source_table(params.source_url, params.source.table, "find the latest day in") as (conn, table):
+        newest = conn.execute(sa.select(sa.func.max(table.c[params.dataset.event_time]))).scalar()
     if newest is None:
         raise SourceError(f"source {masked_url(params.source_url)}: table {params.source.table!r} is empty")
     return (newest if isinstance(newest, datetime) else datetime.fromisoformat(str(newest))).date()
@@ -131,9 +124,8 @@ def cmd_run(args: argparse.Namespace, params: Params) -> dict:
 
 
 def cmd_ingest(args: argparse.Namespace, params: Params) -> dict:
-    from retrainer.pipeline import step_ingest
-
     from retrainer.ingest import window_days, window_length
+    from retrainer.pipeline import step_ingest
     from retrainer.storage import md5_file, partition_file
 
     as_of = resolve_cli_as_of(params, args.as_of)
