@@ -74,10 +74,10 @@ def _push_link(context: Context, link: type[_PushedLink], url: str | None) -> No
 def _lineage_page(dag_id: str, run_id: str) -> str:
     from urllib.parse import quote
 
-    from retrainer.airflow_support import ui_base_url
+    from retrainer.airflow_support import link_base_url
     from retrainer.control_room import URL_PREFIX
 
-    return f"{ui_base_url()}{URL_PREFIX}/runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
+    return f"{link_base_url()}{URL_PREFIX}/runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
 
 
 class ValidateOperator(BaseOperator):
@@ -94,7 +94,7 @@ class ValidateOperator(BaseOperator):
     def execute(self, context: Context) -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import airflow_outcomes, task_params, ui_base_url
+        from retrainer.airflow_support import airflow_outcomes, link_base_url, task_params
         from retrainer.control_room import report_url, validation_report
         from retrainer.pipeline import step_validate
 
@@ -106,7 +106,7 @@ class ValidateOperator(BaseOperator):
                 summary = step_validate(params, date.fromisoformat(as_of), self.ingested["ingest"])
         finally:
             if params is not None:
-                _push_link(context, DataDocsLink, report_url(validation_report(params, as_of), ui_base_url()))
+                _push_link(context, DataDocsLink, report_url(validation_report(params, as_of), link_base_url()))
         for part in summary["partitions"]:
             print(f"{part['day']}: passed, report {part['report_json']}, warnings {part['warnings'] or 'none'}")
         return {"run": self.ingested["run"], "validation": summary}
@@ -180,7 +180,7 @@ class DriftCheckOperator(BaseOperator):
     def execute(self, context: Context) -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import airflow_outcomes, monitor_facts, task_params, ui_base_url
+        from retrainer.airflow_support import airflow_outcomes, link_base_url, monitor_facts, task_params
         from retrainer.control_room import report_path, report_url
         from retrainer.monitor import run_check
 
@@ -193,7 +193,7 @@ class DriftCheckOperator(BaseOperator):
                 window=facts["window_days"],
                 context={k: facts[k] for k in ("dag_id", "run_id", "run_type")},
             )
-        _push_link(context, DriftReportLink, report_url(report_path(params, summary["report_html"]), ui_base_url()))
+        _push_link(context, DriftReportLink, report_url(report_path(params, summary["report_html"]), link_base_url()))
         print(summary["summary_line"])
         print(f"decision: {summary['decision']['action']} ({summary['decision']['note']})")
         for reason in summary["decision"]["reasons"]:

@@ -265,7 +265,8 @@ def drift_chart(drift: dict | None, prefix: str, width: int = 900, height: int =
                  f'y2="{y(threshold):.1f}" stroke="#c53030" stroke-dasharray="6 4" stroke-width="1.5"/>')
     parts.append(f'<text x="{width - right}" y="{y(threshold) - 5:.1f}" text-anchor="end" '
                  f'style="fill:#c53030">drift_share {threshold:g}</text>')
-    points = " ".join(f"{x(i):.1f},{y(c['drifted_share']):.1f}" for i, c in enumerate(checks))
+    # The line joins conclusive checks only: an inconclusive one (too few rows) measured nothing.
+    points = " ".join(f"{x(i):.1f},{y(c['drifted_share']):.1f}" for i, c in enumerate(checks) if not c["inconclusive"])
     parts.append(f'<polyline points="{points}" fill="none" stroke="#017cee" stroke-width="2"/>')
     label_every = max(1, n // 10)
     for i, c in enumerate(checks):
@@ -288,9 +289,12 @@ def drift_chart(drift: dict | None, prefix: str, width: int = 900, height: int =
               '<span style="color:#c53030">● drift signal</span><span style="color:#a0aec0">● inconclusive</span>'
               '<span style="color:#b7791f">▲ retrain triggered</span><span>- - threshold</span></p>')
     latest = checks[-1]
-    report = _a(report_href(prefix, latest.get("report")), "latest drift report", cls="drift-report")
     summary = (f'<p>latest check {_e(latest["as_of"])}: drifted share <b>{latest["drifted_share"]:.2f}</b>, '
-               f'decision <span class="chip">{_e(latest["decision"])}</span> {report}</p>')
+               f'decision <span class="chip">{_e(latest["decision"])}</span> <span class="muted">{_e(latest.get("note"))}</span></p>')
+    reported = next((c for c in reversed(checks) if c.get("report")), None)
+    if reported:
+        link = _a(report_href(prefix, reported["report"]), f"drift report of {reported['as_of']}", cls="drift-report")
+        summary += f"<p>latest report: {link}</p>"
     return "".join(parts) + legend + summary
 
 
