@@ -111,6 +111,17 @@ def mlflow_version_link(ui: str | None, name: str, version: str | None) -> str |
     return f"{ui}/#/models/{quote(name, safe='')}/versions/{quote(str(version))}"
 
 
+def data_docs_page(params: Params, docs: str | Path | None) -> str | None:
+    """The page to open for a partition's Data Docs (reports-relative): its newest validation result page,
+    which GX renders as static HTML, else the site's index (whose list is drawn by scripts from a CDN)."""
+    index = report_path(params, docs)
+    if not index or not (params.reports_dir / index).is_file():
+        return None
+    site = (params.reports_dir / index).parent
+    pages = sorted((site / "validations").rglob("*.html"), key=lambda p: (p.stat().st_mtime, str(p)))
+    return report_path(params, pages[-1]) if pages else index
+
+
 def validation_report(params: Params, as_of: str) -> str | None:
     """The Data Docs page of a validate task (reports-relative): the first failed partition of its run,
     else the as-of day's, else any; the run's validation.json when no Data Docs were built."""
@@ -125,12 +136,13 @@ def validation_report(params: Params, as_of: str) -> str | None:
         + list(parts)
     )
     for part in ordered:
-        for key in ("data_docs", "report_json"):
-            relative = report_path(params, part.get(key))
-            if relative and (params.reports_dir / relative).is_file():
-                return relative
-    fallback = params.reports_dir / "validation" / f"dt={as_of}" / "data_docs" / "index.html"
-    return report_path(params, fallback) if fallback.is_file() else None
+        page = data_docs_page(params, part.get("data_docs"))
+        if page:
+            return page
+        relative = report_path(params, part.get("report_json"))
+        if relative and (params.reports_dir / relative).is_file():
+            return relative
+    return data_docs_page(params, params.reports_dir / "validation" / f"dt={as_of}" / "data_docs" / "index.html")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -259,7 +271,7 @@ def gate_results(params: Params, limit: int = 14) -> list[dict]:
         except (OSError, ValueError):
             continue
         status = "fail" if not report.get("success") else ("warn" if report.get("warning_failures") else "pass")
-        docs = report_path(params, report.get("data_docs_index"))
+        docs = data_docs_page(params, report.get("data_docs_index"))
         out.append(
             {
                 "day": day,
@@ -269,7 +281,7 @@ def gate_results(params: Params, limit: int = 14) -> list[dict]:
                 "warning_failures": report.get("warning_failures", 0),
                 "failed": _failed(report),
                 "quarantined": partition_dir(params.data_dir, date.fromisoformat(day), area="quarantine").is_dir(),
-                "data_docs": docs if docs and (params.reports_dir / docs).is_file() else None,
+                "data_docs": docs,
                 "report": report_path(params, report_json),
             }
         )
@@ -305,7 +317,7 @@ def quarantined(params: Params) -> list[dict]:
                 "failed": failed,
                 "batches": batches,
                 "md5": digest,
-                "data_docs": report_path(params, docs) if docs.is_file() else None,
+                "data_docs": data_docs_page(params, docs),
                 "replay_run_id": replay_run_id(day, batches, digest),
             }
         )
@@ -383,7 +395,6 @@ def drift_history(params: Params, limit: int = 60) -> dict:
 def _validation_entries(params: Params, partitions: list[dict]) -> list[dict]:
     out = []
     for part in partitions:
-        docs = report_path(params, part.get("data_docs"))
         out.append(
             {
                 "day": part.get("day"),
@@ -391,7 +402,7 @@ def _validation_entries(params: Params, partitions: list[dict]) -> list[dict]:
                 "warnings": list(part.get("warnings") or []),
                 "replayed": part.get("replayed"),
                 "quarantined_to": part.get("quarantined_to"),
-                "data_docs": docs if docs and (params.reports_dir / docs).is_file() else None,
+                "data_docs": data_docs_page(params, part.get("data_docs")),
                 "report": report_path(params, part.get("report_json")),
             }
         )
