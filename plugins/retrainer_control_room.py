@@ -196,7 +196,11 @@ def report(path: str, user: User) -> FileResponse:
         found = report_file(_params(), path)
     except ReportNotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    return FileResponse(found, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+    if found.suffix.lower() in (".html", ".htm", ".svg"):
+        # Reports render data values: run them in an opaque origin, away from the Airflow session.
+        headers["Content-Security-Policy"] = "sandbox allow-scripts allow-popups allow-forms allow-downloads"
+    return FileResponse(found, headers=headers)
 
 
 class ReplayBody(BaseModel):

@@ -20,6 +20,7 @@ import re
 import shutil
 import time
 import urllib.parse
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -249,6 +250,12 @@ def test_operator_extra_links_lead_to_reports_served_by_the_plugin(ui_stack):
     assert report.endswith(f"/retrainer/reports/drift/{AS_OF.isoformat()}/report.html")
     status, body = call(running, "GET", urllib.parse.urlparse(report).path, running.token)
     assert status == 200 and "Dataset Drift" in body
+    # Served in a sandbox: a value rendered in a report cannot act with the viewer's Airflow session.
+    url = f"{running.api}{urllib.parse.urlparse(report).path}"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {running.token}"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - the test's own api-server
+        assert answer.headers["Content-Security-Policy"].startswith("sandbox allow-scripts")
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_anonymous_requests_are_refused(ui_stack):
