@@ -5,6 +5,9 @@ and register steps; ``DriftCheckOperator`` runs `drift_monitor`'s check. Their b
 steps (``retrainer.pipeline``, ``retrainer.monitor``), exactly as the TaskFlow tasks they replace: same
 task ids, inputs (templated, so an upstream ``XComArg`` resolves at run time), return values and logs.
 
+Like the TaskFlow tasks they replace (``-> dict``), they push their result both as ``return_value`` and
+key by key (``multiple_outputs``): drift_monitor's trigger reads ``check``'s ``trigger_run_id`` XCom.
+
 Extra links (Airflow 3): at the end of a try the task runner asks each link for its URL and stores it
 as an XCom the UI reads. Each operator pushes the URL under its link's ``link_key`` while it runs, so
 the link works for a failed gate too (validate links to the failing partition's Data Docs):
@@ -88,7 +91,7 @@ class ValidateOperator(BaseOperator):
     ui_color = "#e8f4ea"
 
     def __init__(self, *, ingested: Any, **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(**{"multiple_outputs": True, **kwargs})
         self.ingested = ingested
 
     def execute(self, context: Context) -> dict:
@@ -120,7 +123,7 @@ class TrainOperator(BaseOperator):
     ui_color = "#e8eef8"
 
     def __init__(self, *, prepared: Any, **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(**{"multiple_outputs": True, **kwargs})
         self.prepared = prepared
 
     def execute(self, context: Context) -> dict:
@@ -151,7 +154,7 @@ class RegisterOperator(BaseOperator):
     ui_color = "#f4ecf8"
 
     def __init__(self, *, evaluated: Any, **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(**{"multiple_outputs": True, **kwargs})
         self.evaluated = evaluated
 
     def execute(self, context: Context) -> dict:
@@ -176,6 +179,9 @@ class DriftCheckOperator(BaseOperator):
 
     operator_extra_links = (DriftReportLink(),)
     ui_color = "#fbf1e4"
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**{"multiple_outputs": True, **kwargs})
 
     def execute(self, context: Context) -> dict:
         from datetime import date
