@@ -8,7 +8,8 @@
 #   make run-distributed   up-distributed, then train once and print a summary
 #   make status-distributed / make down-distributed
 #   make compose-config    validate docker-compose.yaml with `docker compose config` (needs a filled .env)
-#   make test    the test suite (what CI runs)
+#   make test    the test suite (what CI runs); installs the browser for the UI tests first
+#   make setup-browser  Debian's headless Chromium for the control-room browser tests (skipped if present)
 #   make lint    ruff, including Airflow's AIR rules on dags/ and plugins/
 #   make bench   the benchmarks in bench/ (BENCH_QUICK=1 for small sizes); results in bench/results/
 #   make drift-demo  inject drift after the champion's day: drift report, drift-triggered retrain, tagged version
@@ -27,7 +28,7 @@ MLFLOW_PORT ?= 5000
 STACK = $(if $(wildcard $(PY)),$(PY),PYTHONPATH=include $(PYTHON)) -m retrainer.stack \
         --api-port $(API_PORT) --mlflow-port $(MLFLOW_PORT)
 
-.PHONY: help setup run stop status reset test lint bench drift-demo up-distributed run-distributed \
+.PHONY: help setup setup-browser run stop status reset test lint bench drift-demo up-distributed run-distributed \
         status-distributed down-distributed compose-config
 
 help:
@@ -84,7 +85,18 @@ down-distributed:
 compose-config: setup
 	@$(PY) -m retrainer.topology compose-config && echo "docker-compose.yaml: valid"
 
-test: setup
+# The browser tests (tests/e2e/test_ui_browser.py) drive Debian's chromium with Playwright; Playwright's own
+# browser download (`playwright install`) is never used. Needs root or sudo the first time only.
+CHROMIUM := /usr/bin/chromium
+setup-browser:
+	@if [ -x "$(CHROMIUM)" ]; then echo "chromium: $(CHROMIUM) (already installed)"; \
+	else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's chromium for the browser tests ($$SUDO apt-get install chromium)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
+	fi
+
+test: setup setup-browser
 	$(VENV)/bin/pytest -q tests
 
 lint: setup

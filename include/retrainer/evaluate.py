@@ -95,6 +95,17 @@ class Decision:
 
     def table(self) -> str:
         """The decision as a small fixed-width table for the task log (and the MLflow run)."""
+        rows = self.rows()
+        header = rows[0]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in rows]
+        lines.insert(1, "-+-".join("-" * w for w in widths))
+        lines.append(f"decision: {self.verdict}")
+        lines += [f"  - {r}" for r in self.reasons]
+        return "\n".join(lines)
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The decision table's header and rows (check, challenger, champion, change, CI, rule, result)."""
         metric = self.primary_metric
         pct = f"{round((self.confidence or 0.95) * 100)}% CI"
         champ = f"champion v{self.champion_version}" if self.champion_version else "champion"
@@ -160,12 +171,7 @@ class Decision:
             label = _ELIGIBILITY_LABELS.get(check["check"])
             if label and not check["passed"]:
                 rows.append((label, "", "", "", "", "", "no"))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in rows]
-        lines.insert(1, "-+-".join("-" * w for w in widths))
-        lines.append(f"decision: {self.verdict}")
-        lines += [f"  - {r}" for r in self.reasons]
-        return "\n".join(lines)
+        return rows
 
     def _check(self, name: str) -> bool | None:
         return next((c["passed"] for c in self.checks if c["check"] == name), None)
