@@ -28,7 +28,7 @@ MLFLOW_PORT ?= 5000
 STACK = $(if $(wildcard $(PY)),$(PY),PYTHONPATH=include $(PYTHON)) -m retrainer.stack \
         --api-port $(API_PORT) --mlflow-port $(MLFLOW_PORT)
 
-.PHONY: help setup setup-browser run stop status reset test lint bench drift-demo up-distributed run-distributed \
+.PHONY: help setup setup-browser run stop status reset test screenshots lint bench drift-demo up-distributed run-distributed \
         status-distributed down-distributed compose-config
 
 help:
@@ -98,6 +98,10 @@ setup-browser:
 
 test: setup setup-browser
 	$(VENV)/bin/pytest -q tests
+
+# Refresh docs/screenshots/retrainer-page.png from the browser test (a plain `make test` never writes it).
+screenshots: setup setup-browser
+	RETRAINER_UPDATE_SCREENSHOT=$(CURDIR)/docs/screenshots/retrainer-page.png $(VENV)/bin/pytest -q tests/e2e/test_ui_browser.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
