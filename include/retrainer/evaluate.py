@@ -566,20 +566,21 @@ def evaluate_challenger(params: Params, prepared: PreparedData, trained: Trained
 
 
 def _earlier_decision(params: Params, out_path: Path, trained: TrainedModel, champion: Any) -> Decision | None:
-    """The decision an earlier try of this run key made against this same champion, if complete and valid."""
+    """The decision an earlier try of this run key made against this same champion (or the one that made
+    this model the champion), if it is complete and nothing it depends on has changed since."""
     if not out_path.exists():
         return None
     try:
         earlier = Decision.load(out_path)
     except (ValueError, TypeError, KeyError):
         return None  # unreadable or from an older layout: decide again
-    same_inputs = (
-        earlier.challenger_run_id == trained.run_id
-        and earlier.challenger_run_key == trained.run_key
-        and earlier.champion_run_id == (None if champion is None else champion.run_id)
-        and earlier.champion_version == (None if champion is None else str(champion.version))
+    same_challenger = earlier.challenger_run_id == trained.run_id and earlier.challenger_run_key == trained.run_key
+    same_champion = earlier.champion_run_id == (None if champion is None else champion.run_id) and (
+        earlier.champion_version == (None if champion is None else str(champion.version))
     )
-    if not same_inputs or _demotion(params, trained.run_id):
+    # The decision that made this very model the champion stays its record: a rerun changes nothing.
+    promoted_it = earlier.promote and champion is not None and champion.run_id == trained.run_id
+    if not same_challenger or not (same_champion or promoted_it) or _demotion(params, trained.run_id):
         return None
     run = mlflow_client(params).get_run(trained.run_id)
     if run.data.tags.get("retrainer.gate") is None:
