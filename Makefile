@@ -8,7 +8,8 @@
 #   make run-distributed   up-distributed, then train once and print a summary
 #   make status-distributed / make down-distributed
 #   make compose-config    validate docker-compose.yaml with `docker compose config` (needs a filled .env)
-#   make test    the test suite (what CI runs)
+#   make test    the test suite (what CI runs); installs the browser for the UI tests first
+#   make setup-browser  Debian's headless Chromium for the control-room browser tests (skipped if present)
 #   make lint    ruff, including Airflow's AIR rules on dags/ and plugins/
 #   make bench   every benchmark figure (about an hour): bench/results/latest.md and latest.json
 #   make bench-quick   the same figures at small sizes, under 5 minutes: bench/results/quick.md
@@ -28,7 +29,7 @@ MLFLOW_PORT ?= 5000
 STACK = $(if $(wildcard $(PY)),$(PY),PYTHONPATH=include $(PYTHON)) -m retrainer.stack \
         --api-port $(API_PORT) --mlflow-port $(MLFLOW_PORT)
 
-.PHONY: help setup run stop status reset test lint bench bench-quick drift-demo up-distributed run-distributed \
+.PHONY: help setup setup-browser run stop status reset test screenshots lint bench bench-quick drift-demo up-distributed run-distributed \
         status-distributed down-distributed compose-config
 
 help:
@@ -85,8 +86,23 @@ down-distributed:
 compose-config: setup
 	@$(PY) -m retrainer.topology compose-config && echo "docker-compose.yaml: valid"
 
-test: setup
+# The browser tests (tests/e2e/test_ui_browser.py) drive Debian's chromium with Playwright; Playwright's own
+# browser download (`playwright install`) is never used. Needs root or sudo the first time only.
+CHROMIUM := /usr/bin/chromium
+setup-browser:
+	@if [ -x "$(CHROMIUM)" ]; then echo "chromium: $(CHROMIUM) (already installed)"; \
+	else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's chromium for the browser tests ($$SUDO apt-get install chromium)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
+	fi
+
+test: setup setup-browser
 	$(VENV)/bin/pytest -q tests
+
+# Refresh docs/screenshots/retrainer-page.png from the browser test (a plain `make test` never writes it).
+screenshots: setup setup-browser
+	RETRAINER_UPDATE_SCREENSHOT=$(CURDIR)/docs/screenshots/retrainer-page.png $(VENV)/bin/pytest -q tests/e2e/test_ui_browser.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -28,15 +28,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import (
-    Asset,
-    AssetOrTimeSchedule,
-    CronDataIntervalTimetable,
-    Param,
-    dag,
-    get_current_context,
-    task,
-)
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
+from retrainer_operators import DriftCheckOperator  # plugins/: the check, with a link to its report
 
 # Updated by ingest_landing and by training's ingest whenever partitions are written.
 RAW_PARTITIONS = Asset("retrainer_raw_partitions")
@@ -76,42 +69,6 @@ TRAINING_DAG_ID = "training"
     doc_md=__doc__,
 )
 def drift_monitor():
-    @task
-    def check() -> dict:
-        from datetime import date
-
-        from retrainer.airflow_support import airflow_outcomes, monitor_facts, task_params
-        from retrainer.monitor import run_check
-
-        with airflow_outcomes():
-            facts = monitor_facts(get_current_context())
-            params = task_params()
-            summary = run_check(
-                params,
-                date.fromisoformat(facts["as_of"]),
-                window=facts["window_days"],
-                context={k: facts[k] for k in ("dag_id", "run_id", "run_type")},
-            )
-        print(summary["summary_line"])
-        print(f"decision: {summary['decision']['action']} ({summary['decision']['note']})")
-        for reason in summary["decision"]["reasons"]:
-            print(f"signal: {reason}")
-        if summary["report_html"]:
-            print(f"report: {params.path(summary['report_html'])} (JSON: {params.path(summary['report_json'])})")
-        print(f"MLflow: experiment {params.drift.experiment!r}, run {summary['mlflow_run_id']}")
-        return {
-            "as_of": summary["as_of"],
-            "action": summary["decision"]["action"],
-            "retrain": summary["decision"]["retrain"],
-            "summary_line": summary["summary_line"],
-            "report_html": summary["report_html"],
-            "summary_json": summary["summary_json"],
-            "mlflow_run_id": summary["mlflow_run_id"],
-            "champion_version": summary["champion"]["version"],
-            "trigger_conf": summary["trigger_conf"],
-            "trigger_run_id": summary["trigger_run_id"],
-        }
-
     @task.short_circuit
     def should_retrain(checked: dict) -> bool:
         if checked["retrain"]:
@@ -135,7 +92,8 @@ def drift_monitor():
         print(f"recorded drift-triggered {TRAINING_DAG_ID} run {trigger['training_run_id']} for {trigger['as_of']}")
         return trigger
 
-    checked = check()
+    # The check runs in an operator of plugins/retrainer_operators.py: its task links to the Evidently report.
+    checked = DriftCheckOperator(task_id="check").output
     trigger_training = TriggerDagRunOperator(
         task_id="trigger_training",
         trigger_dag_id=TRAINING_DAG_ID,

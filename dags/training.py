@@ -2,6 +2,8 @@
 
 Wiring only: every task body calls one step of ``retrainer.pipeline``; heavy libraries are imported
 inside the tasks, so parsing this file stays fast. Tasks exchange paths, ids and decisions via XCom.
+validate, train and register are the operators of ``plugins/retrainer_operators.py``: the same steps,
+with links from the task instance to the Data Docs, the MLflow run and the MLflow model version.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 from retrainer_notifier import RunFailureNotifier  # plugins/: task log + optional webhook
+from retrainer_operators import RegisterOperator, TrainOperator, ValidateOperator  # plugins/: steps + links
 
 DVC_POOL = "dvc"  # one slot: DVC work on the repository is serialized
 # New raw partitions: drift_monitor runs when this asset is updated (extra: the as-of day).
@@ -94,19 +97,6 @@ def training():
         get_current_context()["outlet_events"][RAW_PARTITIONS].extra = {"as_of": facts["as_of"]}
         return {"run": facts, "ingest": summary}
 
-    @task(pool=DVC_POOL)
-    def validate(ingested: dict) -> dict:
-        from datetime import date
-
-        from retrainer.airflow_support import airflow_outcomes, task_params
-        from retrainer.pipeline import step_validate
-
-        with airflow_outcomes():
-            summary = step_validate(task_params(), date.fromisoformat(ingested["run"]["as_of"]), ingested["ingest"])
-        for part in summary["partitions"]:
-            print(f"{part['day']}: passed, report {part['report_json']}, warnings {part['warnings'] or 'none'}")
-        return {"run": ingested["run"], "validation": summary}
-
     @task
     def prepare(validated: dict) -> dict:
         from datetime import date
@@ -126,20 +116,6 @@ def training():
         return {"run": facts, "prepared": prepared}
 
     @task
-    def train(prepared: dict) -> dict:
-        from retrainer.airflow_support import airflow_outcomes, task_params
-        from retrainer.pipeline import step_train
-
-        facts = prepared["run"]
-        keys = ("dag_id", "run_id", "run_type", "try_number", "reason", "note", "trigger_report", "ui_url")
-        context = {k: facts[k] for k in keys}
-        with airflow_outcomes():
-            trained = step_train(task_params(), prepared["prepared"], context)
-        print(f"MLflow run {trained['run_id']} ({'reused' if trained['reused'] else 'new'}): "
-              f"holdout roc_auc {trained['metrics'].get('holdout_roc_auc', float('nan')):.4f}")
-        return {**prepared, "trained": trained}
-
-    @task
     def evaluate(trained: dict) -> dict:
         from retrainer.airflow_support import airflow_outcomes, task_params
         from retrainer.pipeline import step_evaluate
@@ -149,20 +125,9 @@ def training():
         print("gate decision:\n" + evaluated["table"])
         return {"run": trained["run"], "trained": trained["trained"], "evaluated": evaluated}
 
-    @task
-    def register(evaluated: dict) -> dict:
-        from retrainer.airflow_support import airflow_outcomes, task_params
-        from retrainer.pipeline import step_register
-
-        with airflow_outcomes():
-            registered = step_register(
-                task_params(), evaluated["trained"], evaluated["evaluated"], evaluated["run"]
-            )
-        print(f"{registered['name']} v{registered['version']} aliases {registered['aliases']} "
-              f"({registered['status']}): {registered['note']}")
-        return registered
-
-    register(evaluate(train(prepare(validate(ingest())))))
+    validated = ValidateOperator(task_id="validate", ingested=ingest(), pool=DVC_POOL).output
+    trained = TrainOperator(task_id="train", prepared=prepare(validated)).output
+    RegisterOperator(task_id="register", evaluated=evaluate(trained))
 
 
 training()

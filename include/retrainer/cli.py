@@ -34,17 +34,10 @@ def resolve_cli_as_of(params: Params, text: str) -> date:
         return _date(text)
     import sqlalchemy as sa
 
-    from retrainer.ingest import SourceError, masked_url
+    from retrainer.ingest import SourceError, masked_url, source_table
 
-    engine = sa.create_engine(params.source_url)
-    try:
-        with engine.connect() as conn:
-            table = sa.Table(params.source.table, sa.MetaData(), autoload_with=conn)
-            newest = conn.execute(sa.select(sa.func.max(table.c[params.dataset.event_time]))).scalar()
-    except sa.exc.SQLAlchemyError as exc:
-        raise SourceError(f"source {masked_url(params.source_url)}: cannot find the latest day: {exc}") from None
-    finally:
-        engine.dispose()
+    with source_table(params.source_url, params.source.table, "find the latest day in") as (conn, table):
+        newest = conn.execute(sa.select(sa.func.max(table.c[params.dataset.event_time]))).scalar()
     if newest is None:
         raise SourceError(f"source {masked_url(params.source_url)}: table {params.source.table!r} is empty")
     return (newest if isinstance(newest, datetime) else datetime.fromisoformat(str(newest))).date()
@@ -131,10 +124,22 @@ def cmd_run(args: argparse.Namespace, params: Params) -> dict:
 
 
 def cmd_ingest(args: argparse.Namespace, params: Params) -> dict:
+    from retrainer.ingest import window_days, window_length
     from retrainer.pipeline import step_ingest
+    from retrainer.storage import md5_file, partition_file
 
     as_of = resolve_cli_as_of(params, args.as_of)
-    return step_ingest(params, as_of)
+    summary = step_ingest(params, as_of)
+    # dvc.yaml's ingest stage: its output must describe the window's data, not what this call happened to
+    # write, or every `dvc repro` would see a changed file and re-run every later stage. So it lists every
+    # partition of the window with its hash (validate then checks the whole window the model learns from).
+    window = []
+    for day in window_days(as_of, window_length(params, as_of)):
+        path = partition_file(params.data_dir, day)
+        if path.exists():
+            window.append({"day": day.isoformat(), "path": str(path), "md5": md5_file(path)})
+    return {"as_of": summary["as_of"], "as_of_rows": summary["as_of_rows"], "new_partitions": window,
+            "empty_days": summary["empty_days"]}
 
 
 def cmd_validate(args: argparse.Namespace, params: Params) -> dict:
@@ -170,7 +175,7 @@ def cmd_evaluate(args: argparse.Namespace, params: Params) -> dict:
 
     prepared = json.loads((Path(args.prepared) / "prepared.json").read_text(encoding="utf-8"))
     trained = json.loads(Path(args.trained).read_text(encoding="utf-8"))
-    evaluated = step_evaluate(params, prepared, trained)
+    evaluated = step_evaluate(params, prepared, trained, Path(args.out) if args.out else None)
     decision = json.loads(Path(evaluated["decision_path"]).read_text(encoding="utf-8"))
     return {**decision, "decision_path": evaluated["decision_path"]}
 

@@ -95,6 +95,17 @@ class Decision:
 
     def table(self) -> str:
         """The decision as a small fixed-width table for the task log (and the MLflow run)."""
+        rows = self.rows()
+        header = rows[0]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in rows]
+        lines.insert(1, "-+-".join("-" * w for w in widths))
+        lines.append(f"decision: {self.verdict}")
+        lines += [f"  - {r}" for r in self.reasons]
+        return "\n".join(lines)
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The decision table's header and rows (check, challenger, champion, change, CI, rule, result)."""
         metric = self.primary_metric
         pct = f"{round((self.confidence or 0.95) * 100)}% CI"
         champ = f"champion v{self.champion_version}" if self.champion_version else "champion"
@@ -160,12 +171,7 @@ class Decision:
             label = _ELIGIBILITY_LABELS.get(check["check"])
             if label and not check["passed"]:
                 rows.append((label, "", "", "", "", "", "no"))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in rows]
-        lines.insert(1, "-+-".join("-" * w for w in widths))
-        lines.append(f"decision: {self.verdict}")
-        lines += [f"  - {r}" for r in self.reasons]
-        return "\n".join(lines)
+        return rows
 
     def _check(self, name: str) -> bool | None:
         return next((c["passed"] for c in self.checks if c["check"] == name), None)
@@ -465,6 +471,11 @@ def evaluate_challenger(params: Params, prepared: PreparedData, trained: Trained
     challenger_scores = challenger_model.predict_proba(x)[:, 1]
 
     champion = current_alias(params, CHAMPION)
+    earlier = _earlier_decision(params, out_path, trained, champion)
+    if earlier is not None:
+        # A retry or rerun of the same run key against the same champion: the decision stands as made.
+        # Recomputing it would only re-measure the predict-latency guard (a timing) and log it again.
+        return earlier
     same_model = champion is not None and champion.run_id == trained.run_id
     champion_scores, latency = None, None
     if champion is not None and not same_model:
@@ -552,6 +563,29 @@ def evaluate_challenger(params: Params, prepared: PreparedData, trained: Trained
     write_bytes_atomic(out_path.with_suffix(".txt"), (decision.table() + "\n").encode())
     _log_decision(params, trained.run_id, decision)
     return decision
+
+
+def _earlier_decision(params: Params, out_path: Path, trained: TrainedModel, champion: Any) -> Decision | None:
+    """The decision an earlier try of this run key made against this same champion (or the one that made
+    this model the champion), if it is complete and nothing it depends on has changed since."""
+    if not out_path.exists():
+        return None
+    try:
+        earlier = Decision.load(out_path)
+    except (ValueError, TypeError, KeyError):
+        return None  # unreadable or from an older layout: decide again
+    same_challenger = earlier.challenger_run_id == trained.run_id and earlier.challenger_run_key == trained.run_key
+    same_champion = earlier.champion_run_id == (None if champion is None else champion.run_id) and (
+        earlier.champion_version == (None if champion is None else str(champion.version))
+    )
+    # The decision that made this very model the champion stays its record: a rerun changes nothing.
+    promoted_it = earlier.promote and champion is not None and champion.run_id == trained.run_id
+    if not same_challenger or not (same_champion or promoted_it) or _demotion(params, trained.run_id):
+        return None
+    run = mlflow_client(params).get_run(trained.run_id)
+    if run.data.tags.get("retrainer.gate") is None:
+        return None  # the earlier try died before logging it: decide (and log) again
+    return earlier
 
 
 def _demotion(params: Params, run_id: str) -> str | None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retrainer.config import Params
 from retrainer.storage import md5_file, partition_file
@@ -52,11 +54,13 @@ def masked_url(url: str) -> str:
         return "<unparsable URL>"
 
 
-def read_source_interval(
-    url: str, table: str, event_time: str, start: datetime, end: datetime
-) -> pd.DataFrame:
-    """Rows whose ``event_time`` lies in [start, end), read with bound parameters."""
-    import pandas as pd
+@contextmanager
+def source_table(url: str, table: str, action: str = "read") -> Iterator[tuple[Any, Any]]:
+    """An open connection and the reflected ``table`` of the source at ``url``.
+
+    The table name is reflected, never pasted into SQL; every SQLAlchemy failure becomes a SourceError
+    that names the URL (password masked), the table and what was being done (``action``).
+    """
     import sqlalchemy as sa
 
     where = masked_url(url)
@@ -67,22 +71,31 @@ def read_source_interval(
     try:
         with engine.connect() as conn:
             try:
-                source = sa.Table(table, sa.MetaData(), autoload_with=conn)
+                reflected = sa.Table(table, sa.MetaData(), autoload_with=conn)
             except sa.exc.NoSuchTableError:
                 raise SourceError(f"source {where}: table {table!r} does not exist") from None
-            if event_time not in source.c:
-                raise SourceError(f"source {where}: table {table!r} has no column {event_time!r}")
-            column = source.c[event_time]
-            query = sa.select(source).where(column >= start, column < end)
-            frame = pd.read_sql(query, conn)
+            yield conn, reflected
     except SourceError:
         raise
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise SourceError(f"source {where}: cannot read table {table!r}: {reason}") from None
+        raise SourceError(f"source {where}: cannot {action} table {table!r}: {reason}") from None
     finally:
         engine.dispose()
-    return frame
+
+
+def read_source_interval(
+    url: str, table: str, event_time: str, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Rows whose ``event_time`` lies in [start, end), read with bound parameters."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    with source_table(url, table) as (conn, source):
+        if event_time not in source.c:
+            raise SourceError(f"source {masked_url(url)}: table {table!r} has no column {event_time!r}")
+        column = source.c[event_time]
+        return pd.read_sql(sa.select(source).where(column >= start, column < end), conn)
 
 
 def normalise(frame: pd.DataFrame, params: Params) -> pd.DataFrame:

@@ -218,11 +218,13 @@ def step_train(params: Params, prepared: dict, context: dict[str, str]) -> dict:
     ).to_dict()
 
 
-def step_evaluate(params: Params, prepared: dict, trained: dict) -> dict:
+def step_evaluate(params: Params, prepared: dict, trained: dict, out_path: Path | None = None) -> dict:
+    """Score the challenger against the champion; the decision goes beside the prepared data unless
+    ``out_path`` says otherwise (dvc.yaml does: a DVC stage must not write into another stage's output)."""
     from retrainer.evaluate import evaluate_challenger
     from retrainer.train import TrainedModel
 
-    out = Path(prepared["manifest_path"]).parent / "decision.json"
+    out = out_path or Path(prepared["manifest_path"]).parent / "decision.json"
     decision = evaluate_challenger(params, _prepared(prepared), TrainedModel.from_dict(trained), out)
     return {"decision_path": str(out), "passed": decision.passed, "promote": decision.promote, "table": decision.table()}
 

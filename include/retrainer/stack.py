@@ -60,6 +60,11 @@ API_PORT = 8080
 MLFLOW_PORT = 5000
 BIND_HOST = "127.0.0.1"
 ADMIN_USER = "admin"
+# SimpleAuthManager users of the local stack (name: role); passwords are generated into PASSWORDS_FILE.
+# viewer can look at everything (the control room included), op can also start runs (replay).
+STACK_USERS = {ADMIN_USER: "admin", "viewer": "viewer", "op": "op"}
+# Where the control room's links open the MLflow UI (retrainer.control_room.MLFLOW_UI_ENV).
+MLFLOW_UI_ENV = "RETRAINER_MLFLOW_UI_URL"
 DVC_POOL = "dvc"
 SEED_DAYS = 60
 
@@ -271,7 +276,7 @@ def airflow_env(
         "AIRFLOW__CORE__AUTH_MANAGER": (
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
         ),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in STACK_USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS_FILE),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn or sqlite_metadata_url(home),
@@ -1255,10 +1260,13 @@ class Stack:
         return mlflow_url(self.mlflow_port)
 
     def env(self) -> dict[str, str]:
-        return airflow_env(self.root, self.home, self.api_port, params_path=self.params_path)
+        return airflow_env(
+            self.root, self.home, self.api_port, params_path=self.params_path,
+            extra={MLFLOW_UI_ENV: mlflow_url(self.mlflow_port)},
+        )
 
-    def password(self) -> str:
-        return ensure_admin_password(self.home)
+    def password(self, user: str = ADMIN_USER) -> str:
+        return ensure_admin_password(self.home, user)
 
     def token(self) -> str:
         return api_token(self.api, ADMIN_USER, self.password())
@@ -1270,6 +1278,8 @@ def cmd_up(stack: Stack, seed: bool = True, out: Out = _say) -> None:
     t0 = time.monotonic()
     env = stack.env()
     password = stack.password()
+    for user in STACK_USERS:
+        stack.password(user)
     params = load_params(stack.params_path)
     migrate_db(env, stack.home, out)
     if seed:
@@ -1350,7 +1360,10 @@ def print_summary(stack: Stack, run: dict | None, out: Out = _say) -> None:
         out("stop with:     make down-distributed")
         return
     out(f"Airflow UI     {stack.api}/  user {ADMIN_USER}  password {stack.password()}")
-    out(f"               (password kept in {stack.home / PASSWORDS_FILE})")
+    others = ", ".join(f"{u} ({r}) {stack.password(u)}" for u, r in STACK_USERS.items() if u != ADMIN_USER)
+    out(f"               other logins: {others}")
+    out(f"               (passwords kept in {stack.home / PASSWORDS_FILE})")
+    out(f"control room   {stack.api}/plugin/retrainer  (the Retrainer entry of the navigation)")
     out(f"MLflow UI      {stack.mlflow}/")
     landing = _landing_dir(stack.params_path)
     if landing:

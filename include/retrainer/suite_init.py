@@ -166,34 +166,17 @@ def read_reference_table(
     import pandas as pd
     import sqlalchemy as sa
 
-    from retrainer.ingest import SourceError, masked_url
+    from retrainer.ingest import masked_url, source_table
 
     if limit < 1:
         raise ValueError(f"the sample size must be at least 1, got {limit}")
-    where = masked_url(url)
-    try:
-        engine = sa.create_engine(url)
-    except Exception as exc:
-        raise SourceError(f"source {where}: invalid URL ({exc})") from None
-    try:
-        with engine.connect() as conn:
-            try:
-                source = sa.Table(table, sa.MetaData(), autoload_with=conn)
-            except sa.exc.NoSuchTableError:
-                raise SourceError(f"source {where}: table {table!r} does not exist") from None
-            query = sa.select(source)
-            if order_by is not None and order_by in source.c:
-                query = query.order_by(source.c[order_by].desc())
-            frame = pd.read_sql(query.limit(limit), conn)
-    except SourceError:
-        raise
-    except sa.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise SourceError(f"source {where}: cannot read table {table!r}: {reason}") from None
-    finally:
-        engine.dispose()
+    with source_table(url, table) as (conn, source):
+        query = sa.select(source)
+        if order_by is not None and order_by in source.c:
+            query = query.order_by(source.c[order_by].desc())
+        frame = pd.read_sql(query.limit(limit), conn)
     if frame.empty:
-        raise ValueError(f"source {where}: table {table!r} has no rows to profile")
+        raise ValueError(f"source {masked_url(url)}: table {table!r} has no rows to profile")
     return frame
 
 

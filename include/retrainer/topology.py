@@ -55,12 +55,17 @@ SECRET_VARIABLES = (
     "AIRFLOW_JWT_SECRET",
     "AIRFLOW_API_SECRET_KEY",
     "AIRFLOW_ADMIN_PASSWORD",
+    "AIRFLOW_OP_PASSWORD",
     "AIRFLOW_VIEWER_PASSWORD",
     "MLFLOW_ADMIN_PASSWORD",
     "MLFLOW_FLASK_SERVER_SECRET_KEY",
 )
 # Airflow users of the compose file and the variables holding their passwords.
-LOGIN_PASSWORD_VARIABLES = {"admin": "AIRFLOW_ADMIN_PASSWORD", "viewer": "AIRFLOW_VIEWER_PASSWORD"}
+LOGIN_PASSWORD_VARIABLES = {
+    "admin": "AIRFLOW_ADMIN_PASSWORD",
+    "op": "AIRFLOW_OP_PASSWORD",
+    "viewer": "AIRFLOW_VIEWER_PASSWORD",
+}
 PASSWORDS_FILE_KEY = "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 
 # Settings only the native launcher sets, because a container gets them from its image or from being

@@ -47,6 +47,7 @@ Paths
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
 import subprocess
@@ -444,6 +445,8 @@ def _init_if_needed(root: Path, timeout: float) -> None:
 
         toplevel = _git_toplevel(root)
         force = dvc_dir.exists()  # a .dvc/ without config: an init that died half-way
+        # DVC logs its greeting to stdout; commands such as `retrainer reproduce --json` keep stdout for their result.
+        logging.getLogger("dvc.repo.init").setLevel(logging.WARNING)
         if toplevel is None:
             repo = Repo.init(str(root), no_scm=True, force=force)
         else:

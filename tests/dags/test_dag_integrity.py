@@ -50,6 +50,8 @@ for dag_id, dag in bag.dags.items():
         "max_active_runs": dag.max_active_runs,
         "deferrable": {t.task_id: bool(getattr(t, "deferrable", False)) for t in dag.tasks},
         "pools": {t.task_id: t.pool for t in dag.tasks},
+        "multiple_outputs": {t.task_id: bool(getattr(t, "multiple_outputs", False)) for t in dag.tasks},
+        "extra_links": {t.task_id: sorted(link.name for link in getattr(t, "operator_extra_links", ())) for t in dag.tasks},
         "tasks": [t.task_id for t in dag.topological_sort()] if hasattr(dag, "topological_sort") else sorted(dag.task_ids),
     }
 print("REPORT" + json.dumps(out))
@@ -133,3 +135,17 @@ def test_ruff_airflow_rules_are_clean():
         [str(ruff), "check", "--select", "AIR", "dags", "plugins"], cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_step_operators_keep_the_xcom_shapes_and_carry_their_links(dag_report):
+    """validate/train/register and drift_monitor's check were TaskFlow tasks returning dicts: their
+    operators still push each key as its own XCom (the trigger reads check's trigger_run_id)."""
+    training, monitor = dag_report["dags"]["training"], dag_report["dags"]["drift_monitor"]
+    for task_id in ("ingest", "validate", "prepare", "train", "evaluate", "register"):
+        assert training["multiple_outputs"][task_id] is True, task_id
+    assert monitor["multiple_outputs"]["check"] is True
+    assert training["extra_links"]["validate"] == ["Data Docs"]
+    assert training["extra_links"]["train"] == ["MLflow run"]
+    assert training["extra_links"]["register"] == ["MLflow model version"]
+    assert monitor["extra_links"]["check"] == ["Drift report"]
+    assert training["pools"]["validate"] == "dvc"

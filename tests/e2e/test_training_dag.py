@@ -147,6 +147,21 @@ def test_rerun_of_the_same_date_makes_nothing_new(stack):
     assert "(reused)" in output
 
 
+def test_the_dag_trained_champion_reproduces_exactly_from_a_fresh_scratch_dir(stack, tmp_path):
+    airflow, params = stack
+    scratch = tmp_path / "scratch"
+    done = subprocess.run(
+        [str(BIN / "retrainer"), "reproduce", "champion", "--scratch", str(scratch)],
+        env=airflow.env, cwd=params.root, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout)  # stdout is the JSON result alone
+    assert result["identical"] is True and result["causes"] == [], result
+    assert result["metric_differences"] == {} and result["max_prediction_difference"] == 0.0
+    # The bytes came from the DVC remote into the scratch folder, not from the project's data/.
+    assert len(list(scratch.rglob("part.parquet"))) == params.prepare.window_days
+
+
 def test_a_day_without_rows_ends_the_run_cleanly(stack):
     airflow, params = stack
     empty_day = AS_OF + timedelta(days=5)

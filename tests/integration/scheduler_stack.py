@@ -175,7 +175,8 @@ def scheduler_stack(
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         },
     )
-    stack.ensure_admin_password(home)
+    for user in stack.STACK_USERS:  # admin, and the viewer and op logins of the control-room tests
+        stack.ensure_admin_password(home, user)
     stack.migrate_db(env, home, out=lambda _msg: None)
     processes = stack.start_airflow(env, home, cwd=root)
     try:

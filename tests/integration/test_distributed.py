@@ -8,6 +8,7 @@ drift-triggered run and a 4-day backfill (max-active-runs 4) run together across
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.parse
 
@@ -129,6 +130,50 @@ def test_a_drift_triggered_run_and_a_four_day_backfill_spread_over_both_workers(
     assert drift_tags["airflow.reason"] == "drift"
     assert drift_tags["airflow.trigger_report"] == str(report.resolve())
     assert drift_tags["retrainer.as_of"] == AS_OF.isoformat()
+
+
+def test_four_concurrent_runs_leave_a_consistent_dvc_repo_and_complete_lineage(topology: Topology) -> None:
+    """After the 4-run backfill (max-active-runs 4, both workers): DVC cache and remote agree with every
+    stub, everything can be fetched back, and each backfilled model has a full lineage record."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from retrainer import versioning
+    from retrainer.config import load_params
+    from retrainer.storage import md5_file
+
+    if not RUNS.get("backfill"):
+        pytest.fail("needs the backfill of test_a_drift_triggered_run_and_a_four_day_backfill_spread_over_both_workers")
+    params = load_params(topology.params_file)
+    partitions = sorted((params.data_dir / "raw").glob("dt=*/part.parquet"))
+    assert partitions and all(p.with_name("part.parquet.dvc").exists() for p in partitions)
+    # `dvc status` and `dvc status --cloud`: workspace, cache and remote all agree.
+    assert versioning.status_clean(params.root, partitions, remote_name=params.dvc.remote_name)
+    # `dvc fetch` of every partition from the remote restores the same bytes.
+    recorded = {p: versioning.file_md5(params.root, p) for p in partitions}
+    for p in partitions:
+        p.unlink()
+    versioning.fetch(params.root, partitions, params.dvc.remote_name)
+    assert {p: md5_file(p) for p in partitions} == recorded
+
+    env = {**os.environ, **topology.stack.client_env(), "RETRAINER_PARAMS": str(topology.params_file)}
+    by_run = {_tags(r).get("airflow.run_id"): r for r in _mlflow_runs(topology)}
+    for run_id in RUNS["backfill"]:
+        mlflow_run_id = by_run[run_id]["info"]["run_id"]
+        versions = topology.mlflow_get("model-versions/search", filter=f"run_id = '{mlflow_run_id}'")["model_versions"]
+        assert len(versions) == 1, f"{run_id}: expected one model version, got {versions}"
+        shown = subprocess.run(
+            [str(Path(sys.executable).parent / "retrainer"), "lineage", "retrainer-churn", versions[0]["version"], "--json"],
+            env=env, cwd=params.root, capture_output=True, text=True, timeout=120,
+        )
+        assert shown.returncode == 0, shown.stderr
+        record = json.loads(shown.stdout)
+        assert record["airflow"]["run_id"] == run_id and record["airflow"]["run_type"] == "backfill"
+        assert record["airflow"]["ui_url"] and record["airflow"]["try_number"]
+        assert record["manifest_sha256"] and record["data_hash"] and record["code_version"] and record["packages"]
+        for part in record["partitions"]:  # each one names bytes the remote still has
+            assert recorded[params.data_dir / "raw" / f"dt={part['day']}" / "part.parquet"] == part["md5"], part
 
 
 def test_the_mlflow_server_holds_the_runs_models_and_aliases(topology: Topology) -> None:

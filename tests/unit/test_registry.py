@@ -302,6 +302,35 @@ def test_a_retried_register_task_leaves_exactly_one_version(world, workers):
     assert len(versions) == len(set(versions))
 
 
+def test_a_rerun_evaluate_keeps_its_decision_until_the_champion_changes(world):
+    params = named(world.params, "t-rerun")
+    world.cycle(params, "weak@D")
+    prepared, trained = world.models["strong@D+1"]
+    out = Path(prepared.manifest_path).parent / "decision-t-rerun.json"
+
+    first = evaluate_challenger(params, prepared, trained, out)
+    written = (out.read_bytes(), out.stat().st_mtime_ns)
+    again = evaluate_challenger(params, prepared, trained, out)
+    assert again == first and (out.read_bytes(), out.stat().st_mtime_ns) == written  # not even rewritten
+
+    # It became the champion: a rerun keeps the decision that promoted it, and registering again changes nothing.
+    promoted = register_model(params, trained, first, {"run_type": "manual"})
+    assert promoted.status == "promoted" and _version(params, CHAMPION) == "2"
+    assert evaluate_challenger(params, prepared, trained, out) == first
+    again = register_model(params, trained, first, {"run_type": "manual"})
+    assert (again.version, again.reused, again.status) == ("2", True, "already_champion")
+    assert [h["version"] for h in champion_history(params)] == ["1", "2"]
+
+    # Another champion took over: the earlier decision no longer applies, it is made again.
+    newer_prepared, newer = world.models["strong@D+3"]
+    newer_decision = evaluate_challenger(params, newer_prepared, newer, out.with_name("decision-t-rerun-newer.json"))
+    register_model(params, newer, newer_decision, {"run_type": "manual"})
+    promote_version(params, "3", "a reviewer prefers it", by="tester", override=True)
+    assert _version(params, CHAMPION) == "3"
+    after = evaluate_challenger(params, prepared, trained, out)
+    assert after.champion_version == "3" and after != first and not after.promote
+
+
 def test_concurrent_promotions_leave_the_champion_consistent(world, workers):
     params = named(world.params, "t-race")
     world.cycle(params, "weak@D")

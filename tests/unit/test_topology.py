@@ -71,18 +71,19 @@ def test_read_dotenv(tmp_path: Path) -> None:
 def test_write_passwords_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     target = tmp_path / "auth" / "passwords.json"
     written = topology.write_passwords_file(
-        target, {"AIRFLOW_ADMIN_PASSWORD": "a\"b", "AIRFLOW_VIEWER_PASSWORD": "v"}
+        target, {"AIRFLOW_ADMIN_PASSWORD": "a\"b", "AIRFLOW_OP_PASSWORD": "o", "AIRFLOW_VIEWER_PASSWORD": "v"}
     )
-    assert json.loads(target.read_text()) == written == {"admin": 'a"b', "viewer": "v"}
+    assert json.loads(target.read_text()) == written == {"admin": 'a"b', "op": "o", "viewer": "v"}
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     with pytest.raises(topology.TopologyError, match="AIRFLOW_VIEWER_PASSWORD is not set"):
-        topology.write_passwords_file(target, {"AIRFLOW_ADMIN_PASSWORD": "a"})
+        topology.write_passwords_file(target, {"AIRFLOW_ADMIN_PASSWORD": "a", "AIRFLOW_OP_PASSWORD": "o"})
 
     monkeypatch.setenv(topology.PASSWORDS_FILE_KEY, str(target))
     monkeypatch.setenv("AIRFLOW_ADMIN_PASSWORD", "new")
+    monkeypatch.setenv("AIRFLOW_OP_PASSWORD", "ops")
     monkeypatch.setenv("AIRFLOW_VIEWER_PASSWORD", "view")
     assert topology.main(["write-passwords"]) == 0
-    assert json.loads(target.read_text()) == {"admin": "new", "viewer": "view"}
+    assert json.loads(target.read_text()) == {"admin": "new", "op": "ops", "viewer": "view"}
     assert "new" not in capsys.readouterr().out  # the command never prints a password
     assert topology.main(["other"]) == 2
 

@@ -1,0 +1,293 @@
+"""The control room: a "Retrainer" page in the Airflow navigation, a lineage panel on every DAG run, and
+the reports behind the operators' extra links. A FastAPI app the Airflow api-server mounts at ``/retrainer``.
+
+Routes (all under ``/retrainer``):
+
+``GET /``                          the page: champion and challenger, drift chart, gate per day, quarantine, history
+``GET /runs/{dag_id}/{run_id}``    the lineage panel of one DAG run (the run's "Lineage" tab)
+``GET /reports/{path}``            a file of the project's reports folder (Data Docs, Evidently reports, JSON)
+``GET /api/overview``, ``GET /api/runs/{dag_id}/{run_id}``   the same data as JSON
+``POST /api/replay``               body ``{"day": "YYYY-MM-DD"}``: a `training` run for a quarantined day
+
+Auth: Airflow does not protect plugin routes by itself. Every route except the nav icon resolves the
+caller from the Airflow JWT (the UI's ``_token`` cookie, or an ``Authorization: Bearer`` header) through
+the auth manager, and asks the auth manager for permission: reading needs GET on the DAG's runs (viewer
+and up), replay needs POST on `training`'s runs (user, op, admin with SimpleAuthManager). No token: 401;
+an invalid token or a missing permission: 403. The replay itself goes through Airflow's REST API with the
+caller's own token, so Airflow checks the permission a second time and records who started the run.
+POST bodies must be JSON: a cross-site form cannot send them, and the cookie is SameSite=Lax.
+
+Data comes from ``retrainer.control_room`` (tested without Airflow), HTML from ``retrainer_ui_render``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated, Any
+from urllib.parse import quote, urlparse
+
+import retrainer_ui_render as render
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from retrainer.control_room import TRAINING_DAG_ID, URL_PREFIX
+
+log = logging.getLogger(__name__)
+AIRFLOW_API_ENV = "RETRAINER_AIRFLOW_API_URL"  # where the plugin reaches the REST API (default: [api] host/port)
+TOKEN_COOKIE = "_token"  # noqa: S105 - the name of Airflow's JWT cookie (base_auth_manager.COOKIE_NAME_JWT_TOKEN)
+ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#017cee" stroke-width="2" '
+    'stroke-linecap="round" stroke-linejoin="round"><path d="M3 12a9 9 0 0 1 15.5-6.2L21 8"/><path d="M21 3v5h-5"/>'
+    '<path d="M21 12a9 9 0 0 1-15.5 6.2L3 16"/><path d="M3 21v-5h5"/><circle cx="12" cy="12" r="2.5"/></svg>'
+)
+
+app = FastAPI(title="Retrainer control room", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Who is asking, and may they
+# --------------------------------------------------------------------------------------------------
+
+
+def request_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(TOKEN_COOKIE)
+
+
+async def current_user(request: Request) -> Any:
+    """The Airflow user of the request's JWT (signature, expiry and revocation checked by the auth manager)."""
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+    return await resolve_user_from_token(request_token(request))
+
+
+User = Annotated[Any, Depends(current_user)]
+
+
+def may(user: Any, method: str, dag_id: str = TRAINING_DAG_ID) -> bool:
+    """What the auth manager says about ``method`` on the DAG's runs (GET: look, POST: start one)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method=method, access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
+        )
+    )
+
+
+def require(user: Any, method: str, dag_id: str = TRAINING_DAG_ID) -> None:
+    if not may(user, method, dag_id):
+        what = "look at" if method == "GET" else "start"
+        raise HTTPException(403, f"user {user.get_name()!r} may not {what} runs of DAG {dag_id!r}")
+
+
+def _name(user: Any) -> str:
+    return str(user.get_name())
+
+
+# --------------------------------------------------------------------------------------------------
+# Paths and the REST API
+# --------------------------------------------------------------------------------------------------
+
+
+def _prefix(request: Request) -> str:
+    """Where this app is mounted, as the browser sees it (``/retrainer``, or ``/base/retrainer``)."""
+    return str(request.scope.get("root_path", "") or URL_PREFIX).rstrip("/")
+
+
+def _airflow_base(request: Request) -> str:
+    prefix = _prefix(request)
+    return prefix[: -len(URL_PREFIX)] if prefix.endswith(URL_PREFIX) else ""
+
+
+def airflow_api_url() -> str:
+    """The api-server's own address for REST calls made by this plugin."""
+    explicit = os.environ.get(AIRFLOW_API_ENV, "").strip()
+    if explicit:
+        return explicit.rstrip("/")
+    from airflow.configuration import conf
+
+    host = conf.get("api", "host", fallback="127.0.0.1") or "127.0.0.1"
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - mapping a bind-all address
+    port = conf.get("api", "port", fallback="8080")
+    path = urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+    return f"http://{host}:{port}{path}"
+
+
+def _rest(method: str, path: str, token: str | None, body: Any = None) -> Any:
+    from retrainer.stack import HttpError, StackError, http
+
+    try:
+        return http(method, f"{airflow_api_url()}/api/v2/{path}", body, token, timeout=30)
+    except HttpError:
+        raise
+    except StackError as exc:
+        raise HTTPException(502, f"the Airflow REST API did not answer: {exc}") from None
+
+
+def _params():
+    from retrainer.airflow_support import task_params
+
+    return task_params()
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+@app.exception_handler(HTTPException)
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    if _wants_html(request):
+        login = f"{_airflow_base(request)}/auth/login/?next={quote(str(request.url), safe='')}" if exc.status_code == 401 else None
+        title = {401: "Log in to Airflow first", 403: "Not allowed", 404: "Not found"}.get(exc.status_code, "Error")
+        return HTMLResponse(render.message(title, str(exc.detail), login), status_code=exc.status_code)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+@app.exception_handler(RequestValidationError)
+async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+    return JSONResponse({"detail": f"bad request: {exc.errors()[:3]}"}, status_code=422)
+
+
+# --------------------------------------------------------------------------------------------------
+# Routes
+# --------------------------------------------------------------------------------------------------
+
+
+@app.get("/icon.svg", include_in_schema=False)
+def icon() -> Response:
+    return Response(ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
+@app.get("/", response_class=HTMLResponse)
+def control_room_page(request: Request, user: User) -> HTMLResponse:
+    from retrainer.control_room import overview
+
+    require(user, "GET")
+    data = overview(_params())
+    html = render.control_room(data, _prefix(request), _airflow_base(request), _name(user), may(user, "POST"))
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/api/overview")
+def overview_json(user: User) -> JSONResponse:
+    from retrainer.control_room import overview
+
+    require(user, "GET")
+    data = overview(_params())
+    data["user"] = {"name": _name(user), "can_replay": may(user, "POST")}
+    return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/reports/{path:path}")
+def report(path: str, user: User) -> FileResponse:
+    from retrainer.control_room import ReportNotFound, report_file
+
+    require(user, "GET")
+    try:
+        found = report_file(_params(), path)
+    except ReportNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+    if found.suffix.lower() in (".html", ".htm", ".svg"):
+        # Reports render data values: run them in an opaque origin, away from the Airflow session.
+        headers["Content-Security-Policy"] = "sandbox allow-scripts allow-popups allow-forms allow-downloads"
+    return FileResponse(found, headers=headers)
+
+
+class ReplayBody(BaseModel):
+    day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+@app.post("/api/replay")
+def replay(body: ReplayBody, request: Request, user: User) -> JSONResponse:
+    """Start a `training` run for a quarantined day through the REST API, as the caller."""
+    from retrainer.control_room import NotQuarantined, replay_request
+    from retrainer.stack import HttpError
+
+    require(user, "POST")
+    try:
+        planned = replay_request(_params(), body.day, _name(user))
+    except NotQuarantined as exc:
+        raise HTTPException(404, str(exc)) from None
+    dag_id, run_id = planned["dag_id"], planned["body"]["dag_run_id"]
+    token = request_token(request)
+    status = 201
+    try:
+        run = _rest("POST", f"dags/{dag_id}/dagRuns", token, planned["body"])
+    except HttpError as exc:
+        if exc.status != 409:
+            raise HTTPException(exc.status if 400 <= exc.status < 500 else 502,
+                                f"Airflow refused the run: {exc.body[:500]}") from None
+        run, status = _rest("GET", f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}", token), 409
+    log.info("control room: %s replayed quarantined %s as %s/%s", _name(user), body.day, dag_id, run_id)
+    return JSONResponse(
+        {
+            "dag_id": dag_id,
+            "dag_run_id": run["dag_run_id"],
+            "state": run.get("state"),
+            "conf": run.get("conf"),
+            "run_url": render.run_href(_airflow_base(request), dag_id, run["dag_run_id"]),
+            "created": status == 201,
+        },
+        status_code=status,
+    )
+
+
+def _lineage(request: Request, user: Any, dag_id: str, run_id: str) -> dict:
+    from retrainer.control_room import run_lineage
+    from retrainer.stack import HttpError
+
+    require(user, "GET", dag_id)
+    try:
+        run = _rest("GET", f"dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}", request_token(request))
+    except HttpError as exc:
+        raise HTTPException(exc.status if 400 <= exc.status < 500 else 502, f"DAG run {dag_id}/{run_id}: {exc.body[:300]}") from None
+    conf = run.get("conf") or {}
+    as_of = str(conf.get("as_of") or run.get("data_interval_start") or run.get("run_after") or "")[:10] or None
+    try:
+        data = run_lineage(_params(), dag_id, run_id, as_of)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
+    data["state"] = run.get("state")
+    return data
+
+
+@app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse)
+def lineage_page(dag_id: str, run_id: str, request: Request, user: User) -> HTMLResponse:
+    data = _lineage(request, user, dag_id, run_id)
+    return HTMLResponse(render.lineage(data, _prefix(request), _airflow_base(request)), headers={"Cache-Control": "no-store"})
+
+
+@app.get("/api/runs/{dag_id}/{run_id}")
+def lineage_json(dag_id: str, run_id: str, request: Request, user: User) -> JSONResponse:
+    return JSONResponse(_lineage(request, user, dag_id, run_id), headers={"Cache-Control": "no-store"})
+
+
+class RetrainerControlRoomPlugin(AirflowPlugin):
+    name = "retrainer_control_room"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Retrainer control room"}]
+    external_views = [
+        {
+            "name": "Retrainer",
+            "href": "retrainer/",
+            "destination": "nav",
+            "url_route": "retrainer",
+            "icon": "/retrainer/icon.svg",
+            "nav_top_level": True,
+        },
+        {
+            "name": "Lineage",
+            "href": "retrainer/runs/{DAG_ID}/{RUN_ID}",
+            "destination": "dag_run",
+            "url_route": "retrainer-lineage",
+        },
+    ]
