@@ -36,7 +36,11 @@ def promote_worker(params_file: str, name: str, version: str, expected: str, bar
     params = _params(params_file, name)
     barrier.wait(timeout=120)
     try:
-        move = promote_version(params, version, "race test", by=f"worker-{version}", expected_champion=expected)
+        # override: which version wins the first race is up to the scheduler of the OS, so a loser may be
+        # older than the winner; the as-of guard would then refuse it before the check-and-set this tests.
+        move = promote_version(
+            params, version, "race test", by=f"worker-{version}", expected_champion=expected, override=True
+        )
     except ChampionMoved as exc:
         return {"version": version, "moved": False, "error": str(exc)}
     return {"version": version, "moved": move.moved, "error": ""}
