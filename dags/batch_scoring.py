@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task
-from retrainer_notifier import RunFailureNotifier  # plugins/: task log + optional webhook
+from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 
 
 @dag(
@@ -25,12 +25,7 @@ from retrainer_notifier import RunFailureNotifier  # plugins/: task log + option
     catchup=False,
     max_active_runs=2,
     tags=["retrainer", "scoring"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(seconds=20),
-        "retry_exponential_backoff": True,
-        "on_failure_callback": [RunFailureNotifier()],
-    },
+    default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
     params={
         "day": Param(
             None,

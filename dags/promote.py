@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
-from retrainer_notifier import RunFailureNotifier  # plugins/: task log + optional webhook
+from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 
 
 @dag(
@@ -23,11 +23,7 @@ from retrainer_notifier import RunFailureNotifier  # plugins/: task log + option
     catchup=False,
     max_active_runs=1,
     tags=["retrainer", "registry"],
-    default_args={
-        "retries": 1,
-        "retry_delay": timedelta(seconds=15),
-        "on_failure_callback": [RunFailureNotifier()],
-    },
+    default_args=notified_task_defaults(1, timedelta(seconds=15)),
     params={
         "version": Param(
             1, type="integer", minimum=1, title="Model version", description="The version to make champion."

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
-from retrainer_notifier import RunFailureNotifier  # plugins/: task log + optional webhook
+from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 
 
 @dag(
@@ -21,11 +21,7 @@ from retrainer_notifier import RunFailureNotifier  # plugins/: task log + option
     catchup=False,
     max_active_runs=1,
     tags=["retrainer", "registry"],
-    default_args={
-        "retries": 1,
-        "retry_delay": timedelta(seconds=15),
-        "on_failure_callback": [RunFailureNotifier()],
-    },
+    default_args=notified_task_defaults(1, timedelta(seconds=15)),
     params={
         "to_version": Param(
             None,

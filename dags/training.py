@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
-from retrainer_notifier import RunFailureNotifier  # plugins/: task log + optional webhook
+from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 from retrainer_operators import RegisterOperator, TrainOperator, ValidateOperator  # plugins/: steps + links
 
 DVC_POOL = "dvc"  # one slot: DVC work on the repository is serialized
@@ -29,12 +29,7 @@ RAW_PARTITIONS = Asset("retrainer_raw_partitions")
     catchup=False,
     max_active_runs=4,
     tags=["retrainer"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(seconds=20),
-        "retry_exponential_backoff": True,
-        "on_failure_callback": [RunFailureNotifier()],
-    },
+    default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
     params={
         "as_of": Param(
             None,

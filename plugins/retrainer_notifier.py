@@ -4,6 +4,7 @@ the Airflow connection ``retrainer_webhook`` exists (conn type http; host = the 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from airflow.sdk import BaseNotifier, Connection
 
@@ -53,3 +54,11 @@ class RunFailureNotifier(BaseNotifier):
         except (ConnectionError, ValueError) as exc:
             # A broken webhook must not hide the task's own failure.
             log.warning("failure notification not delivered: %s", exc)
+
+
+def notified_task_defaults(retries: int, retry_delay: timedelta, *, exponential: bool = False) -> dict:
+    """``default_args`` of Retrainer's DAGs: bounded retries, and every final failure reported."""
+    defaults = {"retries": retries, "retry_delay": retry_delay, "on_failure_callback": [RunFailureNotifier()]}
+    if exponential:
+        defaults["retry_exponential_backoff"] = True
+    return defaults
