@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.config import Params
-from retrainer.storage import md5_file, partition_file
+from retrainer.storage import md5_file, partition_file, with_pandas_metadata
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 
 class SourceError(RuntimeError):
@@ -84,18 +85,58 @@ def source_table(url: str, table: str, action: str = "read") -> Iterator[tuple[A
         engine.dispose()
 
 
-def read_source_interval(
-    url: str, table: str, event_time: str, start: datetime, end: datetime
-) -> pd.DataFrame:
-    """Rows whose ``event_time`` lies in [start, end), read with bound parameters."""
-    import pandas as pd
+# Rows fetched per round trip: the Python objects of one batch are all that exist at a time (the day
+# itself accumulates as Arrow columns, a fraction of the size of the same rows as Python tuples).
+SOURCE_BATCH_ROWS = 20_000
+
+
+def _arrow_type(column: Any) -> pa.DataType | None:
+    """The Arrow type for a reflected SQL column, or None to infer it from the values."""
+    import pyarrow as pa
+
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return None
+    # datetime is inferred: Arrow keeps a timezone when the driver gives aware values.
+    return {int: pa.int64(), float: pa.float64(), str: pa.string(), bool: pa.bool_()}.get(python_type)
+
+
+def _batch_table(rows: list, names: list[str], types: list, where: str) -> pa.Table:
+    import pyarrow as pa
+
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    arrays = []
+    for name, values, type_ in zip(names, columns, types, strict=True):
+        try:
+            arrays.append(pa.array(values, type=type_, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SourceError(f"{where}: column {name!r} holds a value of the wrong type ({exc})") from None
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def read_source_interval(url: str, table: str, event_time: str, start: datetime, end: datetime) -> pa.Table:
+    """Rows whose ``event_time`` lies in [start, end), read with bound parameters, as an Arrow table.
+
+    Rows are streamed in batches of SOURCE_BATCH_ROWS (a server-side cursor where the driver has one)
+    and turned into Arrow columns batch by batch, so a day never exists as one Python object per cell.
+    """
+    import pyarrow as pa
     import sqlalchemy as sa
 
+    where = f"source {masked_url(url)}: table {table!r}"
     with source_table(url, table) as (conn, source):
         if event_time not in source.c:
-            raise SourceError(f"source {masked_url(url)}: table {table!r} has no column {event_time!r}")
-        column = source.c[event_time]
-        return pd.read_sql(sa.select(source).where(column >= start, column < end), conn)
+            raise SourceError(f"{where} has no column {event_time!r}")
+        names = [c.name for c in source.columns]
+        types = [_arrow_type(c) for c in source.columns]
+        query = sa.select(source).where(source.c[event_time] >= start, source.c[event_time] < end)
+        result = conn.execution_options(yield_per=SOURCE_BATCH_ROWS).execute(query)
+        batches = [_batch_table(rows, names, types, where) for rows in result.partitions()]
+    if not batches:
+        return _batch_table([], names, types, where)
+    # A column that is NULL throughout one batch is typed null there: permissive promotion unifies it.
+    return pa.concat_tables(batches, promote_options="permissive")
 
 
 def normalise(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -112,12 +153,43 @@ def normalise(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
     return frame.sort_values(sort_by, kind="mergesort", ignore_index=True)
 
 
-def write_partition(frame: pd.DataFrame, target: Path) -> str:
+def normalise_table(table: pa.Table, params: Params) -> pa.Table:
+    """``normalise`` for an Arrow table: nanosecond timestamps (UTC, naive), stable time/entity order."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ds = params.dataset
+    for index, field in enumerate(table.schema):
+        column = table.column(index)
+        if pa.types.is_timestamp(field.type):
+            # A zoned timestamp casts to its UTC wall time.
+            table = table.set_column(index, field.name, pc.cast(column, pa.timestamp("ns")))
+        elif field.name == ds.event_time:
+            # Text timestamps (e.g. a SQLite TEXT column): parsed exactly as pandas would.
+            import pandas as pd
+
+            parsed = pd.to_datetime(column.to_pandas()).astype("datetime64[ns]")
+            table = table.set_column(index, field.name, pa.array(parsed, type=pa.timestamp("ns")))
+        elif len(column) and column.null_count == len(column):
+            # A column that is NULL in every row has no type in a pandas frame either.
+            table = table.set_column(index, field.name, pa.nulls(len(column)))
+        elif pa.types.is_integer(field.type) and column.null_count:
+            # As a pandas frame holds it (no NULL in a numpy integer): one partition format for every path.
+            table = table.set_column(index, field.name, pc.cast(column, pa.float64()))
+    sort_by = [(c, "ascending") for c in (ds.event_time, ds.entity_id) if c in table.column_names]
+    # Arrow's sort is stable and puts nulls last, like the mergesort of ``normalise``.
+    table = table.sort_by(sort_by) if sort_by and table.num_rows else table
+    # A partition from the SQL source and one from landing files (pandas frames) are then the same
+    # bytes for the same rows.
+    return with_pandas_metadata(table)
+
+
+def write_partition(frame: pd.DataFrame | pa.Table, target: Path) -> str:
     """Write ``frame`` to ``target`` atomically unless identical bytes are already there; return the status."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, staged_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -136,14 +208,14 @@ def write_partition(frame: pd.DataFrame, target: Path) -> str:
 def ingest_day(params: Params, day: date, *, track: bool = True) -> PartitionIngest:
     """Materialise the partition of ``day`` from the source; version it with DVC when rows exist."""
     start, end = day_interval(day)
-    frame = read_source_interval(params.source_url, params.source.table, params.dataset.event_time, start, end)
-    rows = len(frame)
+    table = read_source_interval(params.source_url, params.source.table, params.dataset.event_time, start, end)
+    rows = table.num_rows
     if not rows:
         return PartitionIngest(day.isoformat(), "empty", 0, None, None)
     target = partition_file(params.data_dir, day)
-    frame = normalise(frame, params)  # the source's frame is released here: one day in memory at a time
-    status = write_partition(frame, target)
-    del frame
+    table = normalise_table(table, params)  # the unsorted table is released here: one day in memory at a time
+    status = write_partition(table, target)
+    del table
     md5 = md5_file(target)
     if track:
         from retrainer import versioning

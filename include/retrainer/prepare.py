@@ -14,7 +14,7 @@ from pathlib import Path
 
 from retrainer.config import Params
 from retrainer.ingest import window_days, window_length
-from retrainer.storage import md5_file, partition_file, write_json_atomic, write_with
+from retrainer.storage import md5_file, partition_file, with_pandas_metadata, write_json_atomic, write_with
 
 
 class InsufficientData(ValueError):
@@ -73,43 +73,38 @@ def window_manifest(params: Params, as_of: date, window: int | None = None) -> d
 def prepare_window(
     params: Params, as_of: date, out_dir: Path, window: int | None = None, manifest: dict | None = None
 ) -> PreparedData:
-    """Write ``train.parquet``, ``holdout.parquet`` and ``manifest.json`` for the window ending at ``as_of``."""
-    import pandas as pd
+    """Write ``train.parquet``, ``holdout.parquet`` and ``manifest.json`` for the window ending at ``as_of``.
+
+    The sets are built in Arrow: concatenating the daily partitions only links their columns, and no
+    value becomes a Python object, so time and memory grow with the bytes of the window alone.
+    """
     import pyarrow.parquet as pq
 
     manifest = dict(manifest or window_manifest(params, as_of, window))
     ds = params.dataset
     columns = [ds.entity_id, ds.event_time, *ds.features, ds.label]
-    frames: dict[str, list[pd.DataFrame]] = {"train": [], "holdout": []}
+    tables: dict[str, list] = {"train": [], "holdout": []}
     for part in manifest["partitions"]:
         path = params.path(part["path"])
         absent = [c for c in columns if c not in pq.read_schema(path).names]
         if absent:
             raise InsufficientData(f"partition {part['path']} lacks columns {absent}")
-        # Only the columns the sets keep: no full-width frame and no copy of its selection.
-        frames[part["split"]].append(pd.read_parquet(path, columns=columns))
+        # Only the columns the sets keep.
+        tables[part["split"]].append(pq.read_table(path, columns=columns))
 
-    def concat(split: str) -> pd.DataFrame:
-        parts = frames.pop(split)
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
-
-    # Each split's daily frames are released as soon as they are concatenated (peak: one copy of the window).
-    train = concat("train")
-    holdout = concat("holdout")
+    train = _concat(tables.pop("train"), columns)
+    holdout = _concat(tables.pop("holdout"), columns)
     # Rows without a label cannot teach or score anything; they are dropped, and counted in the manifest.
-    unlabelled = {name: int(frame[ds.label].isna().sum()) for name, frame in (("train", train), ("holdout", holdout))}
-    manifest["unlabelled_rows_dropped"] = sum(unlabelled.values())
-    if unlabelled["train"]:
-        train = train.dropna(subset=[ds.label])
-    if unlabelled["holdout"]:
-        holdout = holdout.dropna(subset=[ds.label])
+    train, train_unlabelled = _labelled(train, ds.label)
+    holdout, holdout_unlabelled = _labelled(holdout, ds.label)
+    manifest["unlabelled_rows_dropped"] = train_unlabelled + holdout_unlabelled
     _check_usable(params, as_of, manifest, train, holdout)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     train_path, holdout_path = out_dir / "train.parquet", out_dir / "holdout.parquet"
-    write_with(train_path, lambda tmp: train.to_parquet(tmp, index=False))
-    write_with(holdout_path, lambda tmp: holdout.to_parquet(tmp, index=False))
-    manifest |= {"train_rows": len(train), "holdout_rows": len(holdout)}
+    write_with(train_path, lambda tmp: pq.write_table(with_pandas_metadata(train), tmp))
+    write_with(holdout_path, lambda tmp: pq.write_table(with_pandas_metadata(holdout), tmp))
+    manifest |= {"train_rows": train.num_rows, "holdout_rows": holdout.num_rows}
     manifest_path = out_dir / "manifest.json"
     write_json_atomic(manifest_path, manifest)
     return PreparedData(
@@ -118,21 +113,42 @@ def prepare_window(
         holdout_path=str(holdout_path),
         manifest_path=str(manifest_path),
         data_hash=manifest["data_hash"],
-        train_rows=len(train),
-        holdout_rows=len(holdout),
+        train_rows=train.num_rows,
+        holdout_rows=holdout.num_rows,
     )
+
+
+def _concat(parts: list, columns: list[str]):
+    import pyarrow as pa
+
+    if not parts:
+        return pa.table({c: pa.array([], pa.null()) for c in columns})
+    # A column typed differently across days (int64 in one, float64 with NULLs or all-NULL in
+    # another) takes the type that holds both, as a pandas concat would.
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _labelled(table, label: str):
+    """``table`` without the rows whose label is NULL or NaN, and how many were dropped."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = table.column(label)
+    missing = pc.is_null(column, nan_is_null=True) if pa.types.is_floating(column.type) else pc.is_null(column)
+    dropped = int(pc.sum(missing).as_py() or 0)
+    return (table.filter(pc.invert(missing)) if dropped else table), dropped
 
 
 def _check_usable(params: Params, as_of: date, manifest: dict, train, holdout) -> None:
     label = params.dataset.label
     where = f"window ending {as_of.isoformat()} ({len(manifest['partitions'])} partitions under {params.data_dir / 'raw'})"
-    if len(train) < params.prepare.min_train_rows:
+    if train.num_rows < params.prepare.min_train_rows:
         raise InsufficientData(
-            f"{where}: {len(train)} training rows, fewer than prepare.min_train_rows={params.prepare.min_train_rows}"
+            f"{where}: {train.num_rows} training rows, fewer than prepare.min_train_rows={params.prepare.min_train_rows}"
         )
-    if holdout.empty:
+    if not holdout.num_rows:
         raise InsufficientData(f"{where}: no holdout rows in the last {params.prepare.holdout_days} days")
     for name, frame in (("training", train), ("holdout", holdout)):
-        classes = sorted(frame[label].unique().tolist())
+        classes = sorted(frame.column(label).unique().to_pylist())
         if len(classes) < 2:
             raise InsufficientData(f"{where}: the {name} set has a single label class {classes}")

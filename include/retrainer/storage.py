@@ -51,6 +51,18 @@ def write_with(target: Path, writer: Callable[[Path], None]) -> None:
         writer(tmp)
 
 
+def with_pandas_metadata(table: Any) -> Any:
+    """The Arrow ``table`` with the pandas metadata ``Table.from_pandas`` would give it.
+
+    A file written from Arrow is then byte-identical to one written from the same rows as a pandas frame.
+    """
+    import pyarrow as pa
+
+    empty = table.slice(0, 0).to_pandas()
+    metadata = pa.Table.from_pandas(empty, schema=table.schema, preserve_index=False).schema.metadata
+    return table.replace_schema_metadata(metadata)
+
+
 def md5_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as fh:
