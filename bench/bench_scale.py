@@ -5,7 +5,7 @@
 Per size: a fresh project (params.yaml defaults: 28-day window, 3 holdout days), its SQL source
 seeded by ``retrainer.datagen`` (seed 42) with the size spread over the window, then the six steps of
 ``retrainer.pipeline`` each in its own Python process (``python bench/bench_scale.py step ...``, under
-``/usr/bin/time -v``). Inside that process the libraries are imported first (``retrainer.preload``, as
+``/usr/bin/time -v``; quick mode runs the six in one process, which pays the imports once). Inside that process the libraries are imported first (``retrainer.preload``, as
 the preloading executor does), then the peak resident size is reset (Linux ``clear_refs``) and the
 step runs: its wall and CPU time and its own peak memory above the process's baseline exclude the
 imports. The step's input is then loaded to measure its in-memory size (pandas, deep):
@@ -103,6 +103,7 @@ def _input_mb(step: str, params, state: dict, output: dict) -> tuple[float | Non
 
 
 def step_main(args: argparse.Namespace) -> int:
+    """Run ``args.steps`` (comma list) one after the other in this process, each measured on its own."""
     from retrainer.config import load_params
 
     state = json.loads(args.state.read_text()) if args.state.exists() else {}
@@ -115,32 +116,44 @@ def step_main(args: argparse.Namespace) -> int:
         preload()
         import_s = time.perf_counter() - started
     params = load_params(args.params)
+    for step in args.steps.split(","):
+        result = _measure_step(step, params, state, args.profile)
+        result |= {"preload_s": round(import_s, 2),
+                   "heavy_imported_in_process": sorted(({m.split(".")[0] for m in sys.modules} - before) & set(HEAVY))}
+        output = result.pop("output")
+        (args.out_dir / f"bench-{step}.json").write_text(json.dumps(result, default=str))
+        state[step] = output
+        args.state.write_text(json.dumps(state, default=str))
+    return 0
+
+
+def _measure_step(step: str, params, state: dict, profile_path: Path | None) -> dict:
+    # The peak resident size is reset to the current size first: the step's peak above it is its own,
+    # also when an earlier step ran in this process (what it left allocated is in the baseline).
     baseline_kb = reset_peak_rss()
     modules_before = set(sys.modules)
-    profiler = cProfile.Profile() if args.profile else None
+    profiler = cProfile.Profile() if profile_path else None
     wall0, cpu0 = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
-    output = _run_step(args.step, params, state)
+    output = _run_step(step, params, state)
     if profiler:
         profiler.disable()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     peak_kb = peak_rss_kb()
     imported = sorted({m.split(".")[0] for m in set(sys.modules) - modules_before} & set(HEAVY))
-    imported_overall = sorted(({m.split(".")[0] for m in sys.modules} - before) & set(HEAVY))
-    input_mb, input_what = _input_mb(args.step, params, state, output)
+    input_mb, input_what = _input_mb(step, params, state, output)
     iterations = None
-    if args.step == "train":
+    if step == "train":
         # Boosting stops early on a validation split: bigger windows may need more iterations.
         import mlflow.sklearn
 
         estimator = mlflow.sklearn.load_model(output["model_uri"]).steps[-1][1]
         iterations = int(getattr(estimator, "n_iter_", 0)) or None
     result = {
-        "step": args.step,
+        "step": step,
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
-        "preload_s": round(import_s, 2),
         "baseline_rss_mb": round(baseline_kb / 1024, 1),
         "step_peak_rss_mb": round(peak_kb / 1024, 1),
         "step_extra_mb": round((peak_kb - baseline_kb) / 1024, 1),
@@ -148,54 +161,57 @@ def step_main(args: argparse.Namespace) -> int:
         "input": input_what,
         "iterations": iterations,
         "heavy_imported_during_step": imported,
-        "heavy_imported_in_process": imported_overall,
         "output": output,
     }
     if profiler:
         buffer = io.StringIO()
         pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(35)
-        profiler.dump_stats(str(args.profile))
+        profiler.dump_stats(str(profile_path))
         result["profile_top"] = buffer.getvalue()[-12000:]
-    args.out.write_text(json.dumps(result, default=str))
-    state[args.step] = output
-    args.state.write_text(json.dumps(state, default=str))
-    return 0
+    return result
 
 
 # --- the curve ---------------------------------------------------------------------------------
 
 
-def run_size(rows: int, work: Path, cold: bool = False, profile: str | None = None) -> dict:
+def run_size(rows: int, work: Path, cold: bool = False, profile: str | None = None,
+             one_process: bool = False) -> dict:
+    """The six steps at ``rows``: each in its own process, or (``one_process``, quick mode) all in one,
+    which pays the imports once instead of six times (the per-step figures are the same measurements)."""
     from tests.conftest import AS_OF, seed, write_project
 
-    project = work / f"{'cold' if cold else 'warm'}-{rows}"
+    kind = "cold" if cold else "warm"
+    project = work / f"{kind}-{rows}"
     params_file = write_project(project, PROJECT, git=True)
     started = time.perf_counter()
     seed(params_file, end=AS_OF, days=WINDOW_DAYS, rows_per_day=rows // WINDOW_DAYS)
     seeded = time.perf_counter() - started
     state = project / "bench-state.json"
+    groups = [list(STEPS)] if one_process else [[step] for step in STEPS]
     steps = {}
-    for step in STEPS:
-        out = project / f"bench-{step}.json"
-        argv = [PYTHON, __file__, "step", "--params", str(params_file), "--step", step, "--state", str(state),
-                "--out", str(out)]
+    for group in groups:
+        argv = [PYTHON, __file__, "step", "--params", str(params_file), "--steps", ",".join(group),
+                "--state", str(state), "--out-dir", str(project)]
         if cold:
             argv.append("--cold")
-        if profile == step:
-            argv += ["--profile", str(work / f"profile-{step}-{rows}.prof")]
-        done, t = run_timed(argv, log=work / f"log-{'cold' if cold else 'warm'}-{rows}-{step}.txt", timeout=7200)
+        if profile in group:
+            argv += ["--profile", str(work / f"profile-{profile}-{rows}.prof")]
+        log = work / f"log-{kind}-{rows}-{'-'.join(group) if len(group) == 1 else 'all'}.txt"
+        done, t = run_timed(argv, log=log, timeout=7200)
         if done.returncode != 0:
-            raise RuntimeError(f"step {step} at {rows:,} rows failed:\n{done.stderr[-4000:]}")
-        result = json.loads(out.read_text())
-        result.pop("output", None)
-        result["process_wall_s"] = round(t.wall, 2)
-        result["process_peak_rss_mb"] = round(t.peak_rss_mb or 0, 1)
-        if result["input_mb"]:
-            result["extra_over_input"] = round(result["step_extra_mb"] / result["input_mb"], 2)
-        steps[step] = result
-        print(f"  {rows:>9,} {'cold' if cold else 'warm'} {step:<9} {result['wall_s']:8.2f}s "
-              f"extra {result['step_extra_mb']:8.1f} MB input {fmt(result['input_mb'])} MB", flush=True)
-    return {"rows": rows, "rows_per_day": rows // WINDOW_DAYS, "seed_s": round(seeded, 1), "steps": steps}
+            raise RuntimeError(f"steps {group} at {rows:,} rows failed:\n{done.stderr[-4000:]}")
+        for step in group:
+            result = json.loads((project / f"bench-{step}.json").read_text())
+            if len(group) == 1:
+                result["process_wall_s"] = round(t.wall, 2)
+                result["process_peak_rss_mb"] = round(t.peak_rss_mb or 0, 1)
+            if result["input_mb"]:
+                result["extra_over_input"] = round(result["step_extra_mb"] / result["input_mb"], 2)
+            steps[step] = result
+            print(f"  {rows:>9,} {kind} {step:<9} {result['wall_s']:8.2f}s "
+                  f"extra {result['step_extra_mb']:8.1f} MB input {fmt(result['input_mb'])} MB", flush=True)
+    return {"rows": rows, "rows_per_day": rows // WINDOW_DAYS, "seed_s": round(seeded, 1), "steps": steps,
+            "one_process": one_process}
 
 
 def main() -> int:
@@ -203,9 +219,9 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command")
     step = sub.add_parser("step", help="(internal) run one step in this process and write its measurements")
     step.add_argument("--params", type=Path, required=True)
-    step.add_argument("--step", choices=STEPS, required=True)
+    step.add_argument("--steps", required=True, help=f"comma list of {','.join(STEPS)}")
     step.add_argument("--state", type=Path, required=True)
-    step.add_argument("--out", type=Path, required=True)
+    step.add_argument("--out-dir", type=Path, required=True)
     step.add_argument("--cold", action="store_true")
     step.add_argument("--profile", type=Path)
     parser.add_argument("--json", type=Path)
@@ -221,7 +237,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(QUICK_SIZES if args.quick else FULL_SIZES)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)
-        curve = [run_size(rows, work, profile=args.profile) for rows in sizes]
+        curve = [run_size(rows, work, profile=args.profile, one_process=args.quick) for rows in sizes]
         cold = None if args.no_cold or args.quick else run_size(sizes[0], work, cold=True)
         profiles = {}
         for point in curve:

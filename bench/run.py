@@ -234,9 +234,13 @@ def _details(data: dict) -> list[str]:
         lines.append("| pipeline | " + " | ".join(f"{fmt(t)} s" for t in total) + " | "
                      + ", ".join(f"{fmt(g.get('per_10x_cpu'))} / {fmt(g['per_10x'])}" for g in scale["growth"]["pipeline"]) + " |")
         lines.append("")
-        lines.append("Whole step process peak RSS (imports included), MB: " + "; ".join(
-            f"{p['rows']:,}: " + ", ".join(f"{k} {v['process_peak_rss_mb']:.0f}" for k, v in p["steps"].items())
-            for p in curve))
+        if not any(p.get("one_process") for p in curve):
+            lines.append("Whole step process peak RSS (imports included), MB: " + "; ".join(
+                f"{p['rows']:,}: " + ", ".join(f"{k} {v['process_peak_rss_mb']:.0f}" for k, v in p["steps"].items())
+                for p in curve))
+        else:
+            lines.append("Quick mode: the six steps of a size ran in one process (imports paid once); each step's "
+                         "peak memory is measured above what the process held when it started.")
         lines.append("")
         cold = scale.get("cold_imports")
         if cold:
@@ -329,6 +333,9 @@ def main() -> int:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, RESULTS / f"{stem}.md")
     print(f"\nwritten bench/results/{stem}.md and {stem}.json ({result['duration_s'] / 60:.1f} min)")
+    if mode == "quick":
+        # Small sizes are dominated by fixed costs: a quick-mode miss is a hint, not a failed target.
+        return 0
     return 0 if all(f["passed"] is not False for f in figures) else 1
 
 

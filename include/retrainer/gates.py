@@ -28,13 +28,10 @@ def leakage_problems(
         return []
     problems = []
     for column in [*numeric, *categorical]:
-        values = frame[column]
-        if column in categorical:
-            scores = values.astype("object").map(frame.groupby(values.astype("object"))[label].mean())
-        else:
-            scores = values.astype("float64")
-        scores = scores.astype("float64")
-        scores = scores.fillna(scores.median() if scores.notna().any() else 0.0).to_numpy()
+        scores = _label_rate(frame[column], y) if column in categorical else frame[column].astype("float64").to_numpy()
+        missing = np.isnan(scores)
+        if missing.any():
+            scores = np.where(missing, np.median(scores[~missing]) if not missing.all() else 0.0, scores)
         if np.all(scores == scores[0]):
             continue
         auc = binary_auc(y, scores)
@@ -45,6 +42,23 @@ def leakage_problems(
                 "likely target leakage"
             )
     return problems
+
+
+def _label_rate(values: pd.Series, y: np.ndarray) -> np.ndarray:
+    """Each row's category scored by the label rate of its category (NaN where the category is missing).
+
+    Categories are factorized (Arrow-backed strings never become Python objects) and counted with
+    ``bincount``: one linear pass however many rows.
+    """
+    import numpy as np
+    import pandas as pd
+
+    codes, _ = pd.factorize(values, use_na_sentinel=True)
+    known = codes >= 0
+    rates = np.bincount(codes[known], weights=y[known]) / np.maximum(np.bincount(codes[known]), 1)
+    scores = np.full(len(codes), np.nan)
+    scores[known] = rates[codes[known]]
+    return scores
 
 
 def binary_auc(y: np.ndarray, scores: np.ndarray) -> float:

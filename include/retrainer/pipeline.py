@@ -168,12 +168,12 @@ def step_prepare(params: Params, as_of: date, dag_id: str = DEFAULT_DAG_ID, wind
 
 def gate_prepared(params: Params, as_of: date, train_path: str, window: int) -> dict:
     """The second gate: the training set's columns, ranges, label balance and size, and no target leakage."""
-    import pandas as pd
-
     from retrainer.gates import leakage_problems
     from retrainer.ingest import day_interval, window_days
+    from retrainer.validate import read_partition
 
-    train = pd.read_parquet(train_path)
+    # Text as Arrow-backed strings, as the partition gate reads it: no Python object per cell.
+    train = read_partition(Path(train_path))
     ds = params.dataset
     problems = leakage_problems(
         train, list(ds.numeric_features), list(ds.categorical_features), ds.label, params.validation.leakage_max_auc

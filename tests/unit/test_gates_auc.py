@@ -22,3 +22,20 @@ def test_binary_auc_of_a_perfect_and_an_inverted_feature() -> None:
     y = np.array([0, 0, 1, 1])
     assert binary_auc(y, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
     assert binary_auc(y, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+
+
+def test_leakage_scores_a_category_by_its_label_rate_like_a_groupby() -> None:
+    import pandas as pd
+
+    from retrainer.gates import _label_rate, leakage_problems
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 2_000)
+    plan = pd.Series(rng.choice(["a", "b", "c", None], 2_000), dtype="string[pyarrow]")
+    expected = plan.astype(object).map(pd.Series(y).groupby(plan.astype(object)).mean()).astype("float64")
+    assert np.allclose(_label_rate(plan, y), expected.to_numpy(), equal_nan=True)
+    # A category that is the label in disguise is caught; one unrelated to it is not.
+    frame = pd.DataFrame({"plan": plan, "status": pd.Series(np.where(y == 1, "gone", "active"), dtype="string[pyarrow]"),
+                          "tenure": rng.normal(size=2_000), "churned": y})
+    problems = leakage_problems(frame, ["tenure"], ["plan", "status"], "churned", 0.98)
+    assert len(problems) == 1 and "'status'" in problems[0]
