@@ -31,7 +31,7 @@ from retrainer.metrics import METRIC_DIRECTIONS, Comparison, all_metrics, improv
 from retrainer.prepare import PreparedData
 from retrainer.storage import write_bytes_atomic, write_json_atomic
 from retrainer.tracking import mlflow_client
-from retrainer.train import TrainedModel, feature_frame
+from retrainer.train import TrainedModel, feature_frame, predict_scores
 
 if TYPE_CHECKING:
     import numpy as np
@@ -431,6 +431,9 @@ def version_as_of(params: Params, version: Any) -> str | None:
     return None
 
 
+LATENCY_SAMPLE_ROWS = 50_000
+
+
 def predict_latency_ms(models: dict[str, Any], frame: Any, repeats: int) -> dict[str, float]:
     """Predict cost per model: the fastest of ``repeats`` predict_proba calls, as single-thread CPU time in
     ms per 1,000 rows.
@@ -466,9 +469,8 @@ def evaluate_challenger(params: Params, prepared: PreparedData, trained: Trained
     threshold = params.scoring.threshold
     holdout = pd.read_parquet(prepared.holdout_path)
     y = holdout[params.dataset.label].astype(int).to_numpy()
-    x = feature_frame(holdout, params)
     challenger_model = mlflow.sklearn.load_model(trained.model_uri)
-    challenger_scores = challenger_model.predict_proba(x)[:, 1]
+    challenger_scores = predict_scores(challenger_model, holdout, params)
 
     champion = current_alias(params, CHAMPION)
     earlier = _earlier_decision(params, out_path, trained, champion)
@@ -480,10 +482,12 @@ def evaluate_challenger(params: Params, prepared: PreparedData, trained: Trained
     champion_scores, latency = None, None
     if champion is not None and not same_model:
         champion_model = mlflow.sklearn.load_model(f"models:/{params.model.registered_name}/{champion.version}")
-        champion_scores = champion_model.predict_proba(x)[:, 1]
+        champion_scores = predict_scores(champion_model, holdout, params)
         if cfg.guards.max_latency_ratio is not None:
+            # A cost per 1,000 rows: the first rows of the holdout measure it as well as all of them.
+            sample = feature_frame(holdout.head(LATENCY_SAMPLE_ROWS), params)
             latency = predict_latency_ms(
-                {"challenger": challenger_model, "champion": champion_model}, x, cfg.guards.latency_repeats
+                {"challenger": challenger_model, "champion": champion_model}, sample, cfg.guards.latency_repeats
             )
 
     outcome = apply_gate(

@@ -16,6 +16,7 @@ from retrainer.prepare import PreparedData
 from retrainer.tracking import RUN_KEY_TAG, ensure_experiment, find_finished_run, mlflow_client
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
@@ -90,12 +91,35 @@ def feature_frame(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
     return x
 
 
+PREDICT_BATCH_ROWS = 100_000
+
+
+def predict_scores(model: Any, frame: pd.DataFrame, params: Params) -> np.ndarray:
+    """The positive-class probability of every row of ``frame``, predicted in batches of rows.
+
+    The fitted pipeline one-hot encodes into a dense float matrix (the boosted trees take no sparse
+    input): batches keep that matrix, and the object copy of the text columns, to one batch at a
+    time instead of the whole frame. Each row's prediction does not depend on the others, so the
+    result is the same as one call.
+    """
+    import numpy as np
+
+    if len(frame) <= PREDICT_BATCH_ROWS:
+        return model.predict_proba(feature_frame(frame, params))[:, 1]
+    return np.concatenate(
+        [
+            model.predict_proba(feature_frame(frame.iloc[start : start + PREDICT_BATCH_ROWS], params))[:, 1]
+            for start in range(0, len(frame), PREDICT_BATCH_ROWS)
+        ]
+    )
+
+
 def score(model: Any, frame: pd.DataFrame, params: Params) -> dict[str, float]:
     """Classification metrics of ``model`` on ``frame`` (which holds the label)."""
     from sklearn import metrics
 
     y = frame[params.dataset.label].astype(int).to_numpy()
-    proba = model.predict_proba(feature_frame(frame, params))[:, 1]
+    proba = predict_scores(model, frame, params)
     predicted = (proba >= 0.5).astype(int)
     return {
         "roc_auc": float(metrics.roc_auc_score(y, proba)),
@@ -204,9 +228,7 @@ def train_model(
     model.fit(x_train, y_train)
     from retrainer.gates import prediction_problems
 
-    problems = prediction_problems(
-        model.predict_proba(feature_frame(holdout, params))[:, 1], f"holdout of as_of={prepared.as_of}"
-    )
+    problems = prediction_problems(predict_scores(model, holdout, params), f"holdout of as_of={prepared.as_of}")
     if problems:
         # Nothing is logged or registered for a broken model: the run stops before MLflow sees it.
         raise ModelCheckFailed("model check failed:\n" + "\n".join(problems))
