@@ -3,10 +3,12 @@
     python bench/bench_scale.py --json out.json [--quick] [--sizes 100000,1000000] [--profile train]
 
 Per size: a fresh project (params.yaml defaults: 28-day window, 3 holdout days), its SQL source
-seeded by ``retrainer.datagen`` (seed 42) with the size spread over the window, then the six steps of
-``retrainer.pipeline`` each in its own Python process (``python bench/bench_scale.py step ...``, under
-``/usr/bin/time -v``; quick mode runs the six in one process, which pays the imports once). Inside that process the libraries are imported first (``retrainer.preload``, as
-the preloading executor does), then the peak resident size is reset (Linux ``clear_refs``) and the
+seeded by ``retrainer.datagen`` (seed 42) with the size spread over the window. Then the six steps of
+``retrainer.pipeline``, each step at every size back to back (so the two sizes of a growth ratio are
+measured minutes apart), each in its own Python process (``python bench/bench_scale.py step ...``,
+under ``/usr/bin/time -v``; quick mode runs the six steps of a size in one process, which pays the
+imports once). Inside that process the libraries are imported first (``retrainer.preload``, as the
+preloading executor does), then the peak resident size is reset (Linux ``clear_refs``) and the
 step runs: its wall and CPU time and its own peak memory above the process's baseline exclude the
 imports. The step's input is then loaded to measure its in-memory size (pandas, deep):
 
@@ -47,7 +49,14 @@ from bench.common import (  # noqa: E402
 
 STEPS = ("ingest", "validate", "prepare", "train", "evaluate", "register")
 WINDOW_DAYS = 28
-PROJECT = {"prepare": {"window_days": WINDOW_DAYS, "holdout_days": 3, "min_train_rows": 500}}
+# Boosting runs params.yaml's 200 iterations at every size (early stopping off): with early stopping
+# (the default) bigger windows train longer (92, 156, 200 iterations at 100k, 1M, 5M rows), which
+# multiplies train's time by the iteration ratio and hides what the figure measures, the cost per row.
+PROJECT = {
+    "prepare": {"window_days": WINDOW_DAYS, "holdout_days": 3, "min_train_rows": 500},
+    "model": {"hyperparameters": {"max_iter": 200, "learning_rate": 0.08, "max_leaf_nodes": 31,
+                                  "l2_regularization": 0.0, "early_stopping": False}},
+}
 FULL_SIZES = (100_000, 1_000_000, 5_000_000)
 QUICK_SIZES = (20_000, 100_000)
 TIME_TARGET = 11.0
@@ -174,44 +183,63 @@ def _measure_step(step: str, params, state: dict, profile_path: Path | None) -> 
 # --- the curve ---------------------------------------------------------------------------------
 
 
-def run_size(rows: int, work: Path, cold: bool = False, profile: str | None = None,
-             one_process: bool = False) -> dict:
-    """The six steps at ``rows``: each in its own process, or (``one_process``, quick mode) all in one,
-    which pays the imports once instead of six times (the per-step figures are the same measurements)."""
+def seeded_project(rows: int, work: Path, kind: str) -> dict:
+    """A fresh project with ``rows`` generated rows spread over its window."""
     from tests.conftest import AS_OF, seed, write_project
 
-    kind = "cold" if cold else "warm"
     project = work / f"{kind}-{rows}"
     params_file = write_project(project, PROJECT, git=True)
     started = time.perf_counter()
     seed(params_file, end=AS_OF, days=WINDOW_DAYS, rows_per_day=rows // WINDOW_DAYS)
-    seeded = time.perf_counter() - started
-    state = project / "bench-state.json"
-    groups = [list(STEPS)] if one_process else [[step] for step in STEPS]
+    return {"rows": rows, "kind": kind, "project": project, "params": params_file,
+            "seed_s": round(time.perf_counter() - started, 1)}
+
+
+def run_steps(point: dict, group: list[str], work: Path, profile: str | None = None) -> dict:
+    """Run ``group`` (steps, in order) on ``point``'s project in one process; return each step's measurements."""
+    rows, kind, project = point["rows"], point["kind"], point["project"]
+    argv = [PYTHON, __file__, "step", "--params", str(point["params"]), "--steps", ",".join(group),
+            "--state", str(project / "bench-state.json"), "--out-dir", str(project)]
+    if kind == "cold":
+        argv.append("--cold")
+    if profile in group:
+        argv += ["--profile", str(work / f"profile-{profile}-{rows}.prof")]
+    log = work / f"log-{kind}-{rows}-{'-'.join(group) if len(group) == 1 else 'all'}.txt"
+    done, t = run_timed(argv, log=log, timeout=7200)
+    if done.returncode != 0:
+        raise RuntimeError(f"steps {group} at {rows:,} rows failed:\n{done.stderr[-4000:]}")
     steps = {}
-    for group in groups:
-        argv = [PYTHON, __file__, "step", "--params", str(params_file), "--steps", ",".join(group),
-                "--state", str(state), "--out-dir", str(project)]
-        if cold:
-            argv.append("--cold")
-        if profile in group:
-            argv += ["--profile", str(work / f"profile-{profile}-{rows}.prof")]
-        log = work / f"log-{kind}-{rows}-{'-'.join(group) if len(group) == 1 else 'all'}.txt"
-        done, t = run_timed(argv, log=log, timeout=7200)
-        if done.returncode != 0:
-            raise RuntimeError(f"steps {group} at {rows:,} rows failed:\n{done.stderr[-4000:]}")
-        for step in group:
-            result = json.loads((project / f"bench-{step}.json").read_text())
-            if len(group) == 1:
-                result["process_wall_s"] = round(t.wall, 2)
-                result["process_peak_rss_mb"] = round(t.peak_rss_mb or 0, 1)
-            if result["input_mb"]:
-                result["extra_over_input"] = round(result["step_extra_mb"] / result["input_mb"], 2)
-            steps[step] = result
-            print(f"  {rows:>9,} {kind} {step:<9} {result['wall_s']:8.2f}s "
-                  f"extra {result['step_extra_mb']:8.1f} MB input {fmt(result['input_mb'])} MB", flush=True)
-    return {"rows": rows, "rows_per_day": rows // WINDOW_DAYS, "seed_s": round(seeded, 1), "steps": steps,
-            "one_process": one_process}
+    for step in group:
+        result = json.loads((project / f"bench-{step}.json").read_text())
+        if len(group) == 1:
+            result["process_wall_s"] = round(t.wall, 2)
+            result["process_peak_rss_mb"] = round(t.peak_rss_mb or 0, 1)
+        if result["input_mb"]:
+            result["extra_over_input"] = round(result["step_extra_mb"] / result["input_mb"], 2)
+        steps[step] = result
+        print(f"  {rows:>9,} {kind} {step:<9} {result['wall_s']:8.2f}s "
+              f"extra {result['step_extra_mb']:8.1f} MB input {fmt(result['input_mb'])} MB", flush=True)
+    return steps
+
+
+def run_curve(sizes: list[int], work: Path, kind: str = "warm", profile: str | None = None,
+              one_process: bool = False) -> list[dict]:
+    """The six steps at every size. Full mode runs each step at every size back to back (ingest at
+    100k, 1M, 5M, then validate at each...), so the sizes a growth ratio compares are measured minutes
+    apart, not a quarter of an hour: a shared machine's speed drifts less in between. Quick mode runs
+    the six steps of a size in one process, which pays the imports once instead of six times."""
+    points = [seeded_project(rows, work, kind) for rows in sizes]
+    for point in points:
+        point["steps"] = {}
+    if one_process:
+        for point in points:
+            point["steps"] = run_steps(point, list(STEPS), work, profile)
+    else:
+        for step in STEPS:
+            for point in points:
+                point["steps"] |= run_steps(point, [step], work, profile)
+    return [{"rows": p["rows"], "rows_per_day": p["rows"] // WINDOW_DAYS, "seed_s": p["seed_s"], "steps": p["steps"],
+             "one_process": one_process, "interleaved": not one_process and len(points) > 1} for p in points]
 
 
 def main() -> int:
@@ -237,8 +265,8 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(QUICK_SIZES if args.quick else FULL_SIZES)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)
-        curve = [run_size(rows, work, profile=args.profile, one_process=args.quick) for rows in sizes]
-        cold = None if args.no_cold or args.quick else run_size(sizes[0], work, cold=True)
+        curve = run_curve(sizes, work, profile=args.profile, one_process=args.quick)
+        cold = None if args.no_cold or args.quick else run_curve(sizes[:1], work, kind="cold")[0]
         profiles = {}
         for point in curve:
             for name, s in point["steps"].items():

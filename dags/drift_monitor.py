@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
+from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 from retrainer_operators import DriftCheckOperator  # plugins/: the check, with a link to its report
 
 # Updated by ingest_landing and by training's ingest whenever partitions are written.
@@ -47,7 +48,7 @@ TRAINING_DAG_ID = "training"
     # Checks read and append the ledger in date order; one at a time keeps the history simple.
     max_active_runs=1,
     tags=["retrainer", "monitoring"],
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True},
+    default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
     params={
         "as_of": Param(
             None,

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.providers.standard.sensors.filesystem import FileSensor
 from airflow.sdk import Asset, dag, get_current_context, task
+from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 
 from retrainer.airflow_support import landing_glob
 
@@ -39,7 +40,7 @@ RAW_PARTITIONS = Asset(name="retrainer_raw_partitions")
     catchup=False,
     max_active_runs=1,  # required by @continuous; also keeps one claimer of the landing folder
     tags=["retrainer"],
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+    default_args=notified_task_defaults(2, timedelta(seconds=10)),
     user_defined_macros={"landing_glob": landing_glob},
     doc_md=__doc__,
 )

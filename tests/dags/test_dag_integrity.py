@@ -46,6 +46,9 @@ for dag_id, dag in bag.dags.items():
         "timetable": type(dag.timetable).__name__,
         "schedule_raw": repr(getattr(dag, "schedule", None)),
         "retries": {t.task_id: t.retries for t in dag.tasks},
+        "failure_callbacks": {
+            t.task_id: sorted(type(cb).__name__ for cb in (t.on_failure_callback or [])) for t in dag.tasks
+        },
         "params": sorted(dag.params.keys()),
         "max_active_runs": dag.max_active_runs,
         "deferrable": {t.task_id: bool(getattr(t, "deferrable", False)) for t in dag.tasks},
@@ -81,6 +84,13 @@ def test_every_dag_has_tags_retries_and_an_explicit_schedule(dag_report):
             assert "schedule=None" in (DAGS_DIR / f"{dag_id}.py").read_text(), f"{dag_id}: say schedule=None"
         else:
             assert info["schedule_raw"] not in ("None", "NOTSET"), dag_id
+
+
+def test_every_task_reports_its_final_failure(dag_report):
+    # A failed drift check or landing ingest must reach people as surely as a failed training run.
+    for dag_id, info in dag_report["dags"].items():
+        for task_id, callbacks in info["failure_callbacks"].items():
+            assert "RunFailureNotifier" in callbacks, f"{dag_id}.{task_id}: no failure notifier ({callbacks})"
 
 
 def test_registry_dags_take_typed_params(dag_report):
