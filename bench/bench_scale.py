@@ -305,7 +305,7 @@ def summarise(curve: list[dict], cold: dict | None) -> dict:
         a, b = curve[-2], curve[-1]
         train = growth["train"][-1]
         per_iteration = (f"; train per boosting iteration {fmt(train['per_10x_cpu_per_iteration'])}x "
-                         f"({train['iterations'][0]} -> {train['iterations'][1]} iterations before early stopping)"
+                         f"({train['iterations'][0]} -> {train['iterations'][1]} boosting iterations)"
                          if "per_10x_cpu_per_iteration" in train else "")
         figures.append(Figure(
             "scale_time", f"Scale: CPU time growth per 10x rows, worst step ({worst}), {a['rows']:,} -> {b['rows']:,}",
