@@ -152,13 +152,14 @@ def _measure_step(step: str, params, state: dict, profile_path: Path | None) -> 
     peak_kb = peak_rss_kb()
     imported = sorted({m.split(".")[0] for m in set(sys.modules) - modules_before} & set(HEAVY))
     input_mb, input_what = _input_mb(step, params, state, output)
-    iterations = None
+    iterations = visits = None
     if step == "train":
         # Boosting stops early on a validation split: bigger windows may need more iterations.
         import mlflow.sklearn
 
         estimator = mlflow.sklearn.load_model(output["model_uri"]).steps[-1][1]
         iterations = int(getattr(estimator, "n_iter_", 0)) or None
+        visits = _split_visits_per_row(estimator)
     result = {
         "step": step,
         "wall_s": round(wall, 3),
@@ -169,6 +170,7 @@ def _measure_step(step: str, params, state: dict, profile_path: Path | None) -> 
         "input_mb": None if input_mb is None else round(input_mb, 1),
         "input": input_what,
         "iterations": iterations,
+        "split_visits_per_row": visits,
         "heavy_imported_during_step": imported,
         "output": output,
     }
@@ -178,6 +180,21 @@ def _measure_step(step: str, params, state: dict, profile_path: Path | None) -> 
         profiler.dump_stats(str(profile_path))
         result["profile_top"] = buffer.getvalue()[-12000:]
     return result
+
+
+def _split_visits_per_row(estimator) -> float | None:
+    """How many split nodes a training row passes through, summed over the boosting trees.
+
+    Fitting partitions each split node's rows, and predicting walks a row down its path, so the trees'
+    work grows with rows x this. It is a property of the fitted model: with more rows the trees can
+    afford to split bigger nodes deeper (see the growth per split visit in the figure).
+    """
+    predictors = getattr(estimator, "_predictors", None)
+    if not predictors:
+        return None
+    rows = predictors[0][0].nodes[0]["count"]
+    total = sum(int(tree.nodes["count"][tree.nodes["is_leaf"] == 0].sum()) for (tree,) in predictors)
+    return round(total / rows, 2)
 
 
 # --- the curve ---------------------------------------------------------------------------------
@@ -294,6 +311,11 @@ def summarise(curve: list[dict], cold: dict | None) -> dict:
                 point["iterations"] = [ia, ib]
                 point["per_10x_cpu_per_iteration"] = _round(growth_per_10x(
                     a["rows"], a["steps"][step]["cpu_s"] / ia, b["rows"], b["steps"][step]["cpu_s"] / ib))
+            visits = [p["steps"][step].get("split_visits_per_row") for p in (a, b)] if step == "train" else []
+            if all(visits):
+                point["split_visits_per_row"] = visits
+                point["per_10x_cpu_per_split_visit"] = _round(growth_per_10x(
+                    a["rows"], a["steps"][step]["cpu_s"] / visits[0], b["rows"], b["steps"][step]["cpu_s"] / visits[1]))
             growth.setdefault(step, []).append(point)
     figures = []
     if len(curve) > 1:
@@ -307,6 +329,10 @@ def summarise(curve: list[dict], cold: dict | None) -> dict:
         per_iteration = (f"; train per boosting iteration {fmt(train['per_10x_cpu_per_iteration'])}x "
                          f"({train['iterations'][0]} -> {train['iterations'][1]} boosting iterations)"
                          if "per_10x_cpu_per_iteration" in train else "")
+        if "per_10x_cpu_per_split_visit" in train:
+            per_iteration += (f"; train per split visit {fmt(train['per_10x_cpu_per_split_visit'])}x (a training row "
+                              f"passes {fmt(train['split_visits_per_row'][0])} -> "
+                              f"{fmt(train['split_visits_per_row'][1])} split nodes over the trees)")
         figures.append(Figure(
             "scale_time", f"Scale: CPU time growth per 10x rows, worst step ({worst}), {a['rows']:,} -> {b['rows']:,}",
             last[worst], "x",

@@ -95,6 +95,10 @@ class ModelConfig(_Strict):
     registered_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     estimator: Literal["hist_gradient_boosting", "random_forest", "logistic_regression"]
     hyperparameters: dict[str, int | float | str | bool | None] = Field(default_factory=dict)
+    # Training-set metrics are a diagnostic (the train/holdout gap), not a gate: past this many rows
+    # they are measured on a seeded sample of the training set, as scikit-learn's own boosting scores
+    # its training set on a sample. None: every row.
+    train_metrics_max_rows: int | None = Field(default=200_000, ge=1_000)
 
 
 GuardMetric = Literal["calibration_error", "brier", "log_loss", "roc_auc", "average_precision", "accuracy", "f1"]

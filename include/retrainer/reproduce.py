@@ -130,7 +130,7 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
 
     from retrainer.lineage import code_version, package_versions
     from retrainer.prepare import prepare_window
-    from retrainer.train import build_pipeline, feature_frame, score
+    from retrainer.train import build_pipeline, feature_frame, score, training_metric_rows
 
     record = read_lineage(params, model_name, ref)
     if scratch.exists():
@@ -157,7 +157,7 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
     model = build_pipeline(recorded)
     model.fit(feature_frame(train, recorded), train[recorded.dataset.label].astype(int))
     metrics = {f"holdout_{k}": v for k, v in score(model, holdout, recorded).items()}
-    metrics |= {f"train_{k}": v for k, v in score(model, train, recorded).items()}
+    metrics |= {f"train_{k}": v for k, v in score(model, training_metric_rows(train, recorded), recorded).items()}
 
     original = mlflow.sklearn.load_model(f"models:/{model_name}/{record['version']}")
     x_holdout = feature_frame(holdout, recorded)

@@ -63,6 +63,23 @@ def with_pandas_metadata(table: Any) -> Any:
     return table.replace_schema_metadata(metadata)
 
 
+def read_frame(path: Path) -> Any:
+    """A Parquet file as a pandas frame with its text columns as Arrow-backed strings.
+
+    Text comes back as pandas ``string[pyarrow]`` (values and nulls as stored) instead of ``object``
+    columns of Python objects: reading takes about a third of the time, and a column of millions of
+    distinct ids costs its bytes, not one Python object (and a deduplicating hash table) per cell.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow_strings = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
+    # One block per column and each Arrow buffer freed once converted: the frame is built without a
+    # second copy of the table beside it (pyarrow's documented low-memory conversion).
+    return pq.read_table(path).to_pandas(types_mapper=arrow_strings.get, split_blocks=True, self_destruct=True)
+
+
 def md5_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as fh:

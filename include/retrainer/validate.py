@@ -318,26 +318,17 @@ def _return_free_memory() -> None:
 
 
 def read_partition(partition: Path) -> pd.DataFrame:
-    """Read a Parquet partition the way the gate validates it: text columns as Arrow-backed strings.
-
-    Parquet text columns come back as pandas ``string[pyarrow]`` (values and nulls as stored)
-    instead of ``object`` or ``string[python]`` columns of Python objects: reading takes about a
-    third of the time, and GX's set, uniqueness and null checks then run in Arrow. A numeric
-    column that arrived as text is a ``string`` column here, which every numeric type check rejects.
+    """Read a Parquet partition the way the gate validates it: text columns as Arrow-backed strings
+    (``storage.read_frame``), so GX's set, uniqueness and null checks run in Arrow. A numeric column
+    that arrived as text is a ``string`` column here, which every numeric type check rejects.
     """
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from retrainer.storage import read_frame
 
     partition = Path(partition)
     if not partition.exists():
         raise PartitionUnreadable(partition, "no such file or directory")
-    arrow_strings = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
     try:
-        table = pq.read_table(partition)
-        # One block per column and each Arrow buffer freed once converted: the frame is built
-        # without a second copy of the table beside it (pyarrow's documented low-memory conversion).
-        return table.to_pandas(types_mapper=arrow_strings.get, split_blocks=True, self_destruct=True)
+        return read_frame(partition)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
         raise PartitionUnreadable(partition, f"{type(exc).__name__}: {exc}") from exc
 
