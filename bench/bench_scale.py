@@ -289,6 +289,8 @@ def main() -> int:
             for name, s in point["steps"].items():
                 if "profile_top" in s:
                     profiles[f"{name}@{point['rows']}"] = s.pop("profile_top")
+    # The measurements are kept before they are summarised: a summary bug must not cost the run.
+    write_json(args.json.with_name(args.json.stem + "-curve.json"), {"curve": curve, "cold": cold})
     payload = summarise(curve, cold)
     payload["profiles"] = profiles
     write_json(args.json, payload)
@@ -312,7 +314,7 @@ def summarise(curve: list[dict], cold: dict | None) -> dict:
                 point["per_10x_cpu_per_iteration"] = _round(growth_per_10x(
                     a["rows"], a["steps"][step]["cpu_s"] / ia, b["rows"], b["steps"][step]["cpu_s"] / ib))
             visits = [p["steps"][step].get("split_visits_per_row") for p in (a, b)] if step == "train" else []
-            if all(visits):
+            if visits and all(visits):
                 point["split_visits_per_row"] = visits
                 point["per_10x_cpu_per_split_visit"] = _round(growth_per_10x(
                     a["rows"], a["steps"][step]["cpu_s"] / visits[0], b["rows"], b["steps"][step]["cpu_s"] / visits[1]))

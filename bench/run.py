@@ -312,6 +312,11 @@ def main() -> int:
         "not_run": [n for n in ORDER if n not in names],
         "data": {k: v for k, v in data.items() if k != "_figures"},
     }
+    broken = sorted(k for k, r in runs.items() if r["returncode"] != 0)
+    if args.update_latest and broken:
+        # A broken re-measurement must not replace good figures: the run goes to partial.md instead.
+        print(f"\nnot updating latest: {', '.join(broken)} exited non-zero (see bench/results/logs/)")
+        args.update_latest, stem = False, "partial"
     if args.update_latest:
         if not args.only or args.quick:
             parser.error("--update-latest needs --only and a full-size run")
