@@ -157,8 +157,12 @@ def markdown(result: dict) -> str:
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, {m['platform']}; "
         f"load average at start {m['loadavg'][0]}, at end {result['loadavg_end'][0]} (shared machine). "
         f"Commit `{m['git']['commit'][:12]}`{' (dirty tree)' if m['git']['dirty'] else ''} on `{m['git']['branch']}`"
-        + (f"; figures re-measured with `--update-latest` ({', '.join(k for k, v in result['runs'].items() if v.get('remeasured'))}) "
-           f"ran at that commit, the others at `{m['first_run']['git']['commit'][:12]}`" if m.get("first_run") else "") + ".",
+        + ("; figures re-measured with `--update-latest`: "
+           + ", ".join(f"{k} at `{v.get('commit', m['git']['commit'])[:12]}`"
+                       for k, v in result["runs"].items() if v.get("remeasured"))
+           + f"; the others at `{m['first_run']['git']['commit'][:12]}`"
+           + (f" on another machine of this kind ({m['first_run']['cpu']})" if m["first_run"].get("cpu") != m["cpu"] else "")
+           if m.get("first_run") else "") + ".",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in pk.items() if v),
         "",
@@ -324,11 +328,14 @@ def main() -> int:
         redone = {f["id"] for f in figures}
         result["figures"] = [f for f in previous["figures"] if f["id"] not in redone] + figures
         result["figures"].sort(key=lambda f: [i for i, n in enumerate(ORDER) if f["id"].startswith(n)] or [99])
-        result["runs"] = {**previous["runs"], **{k: {**v, "remeasured": result["finished"]} for k, v in runs.items()}}
+        commit = result["machine"]["git"]["commit"]
+        result["runs"] = {**previous["runs"],
+                          **{k: {**v, "remeasured": result["finished"], "commit": commit} for k, v in runs.items()}}
         result["data"] = {**previous["data"], **result["data"]}
         result["not_run"] = [n for n in ORDER if n not in result["runs"]]
         result["mode"], result["started"] = "full", previous["started"]
-        result["machine"]["first_run"] = previous["machine"]
+        # The full run the other figures come from, also after several updates.
+        result["machine"]["first_run"] = previous["machine"].get("first_run", previous["machine"])
         result["command"] = previous["command"] + f"; then {command} --update-latest"
         data = {**previous["data"], **data, "_figures": result["figures"]}
         stem = "latest"
