@@ -126,10 +126,10 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
     """Re-train the model version from its recorded data and settings; compare with the original."""
     import mlflow
     import numpy as np
-    import pandas as pd
 
     from retrainer.lineage import code_version, package_versions
     from retrainer.prepare import prepare_window
+    from retrainer.storage import read_frame
     from retrainer.train import build_pipeline, feature_frame, score, training_metric_rows
 
     record = read_lineage(params, model_name, ref)
@@ -152,8 +152,8 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
     if prepared.data_hash != record["data_hash"]:
         causes.append(f"prepared data differs (data hash {record['data_hash']} -> {prepared.data_hash})")
 
-    train = pd.read_parquet(prepared.train_path)
-    holdout = pd.read_parquet(prepared.holdout_path)
+    # Read as train_model reads them (Arrow-backed text).
+    train, holdout = read_frame(prepared.train_path), read_frame(prepared.holdout_path)
     model = build_pipeline(recorded)
     model.fit(feature_frame(train, recorded), train[recorded.dataset.label].astype(int))
     metrics = {f"holdout_{k}": v for k, v in score(model, holdout, recorded).items()}

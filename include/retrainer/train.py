@@ -107,8 +107,14 @@ def feature_frame(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
     for column in ds.numeric_features:
         x[column] = x[column].astype("float64")
     for column in ds.categorical_features:
-        x[column] = x[column].astype("object").where(x[column].notna(), None)
+        x[column] = python_strings(x[column])
     return x
+
+
+def python_strings(values: pd.Series) -> pd.Series:
+    """Text as Python ``str`` objects with ``None`` for missing (what scikit-learn's encoders and
+    MLflow's schema inference take), whether it was read as ``object`` or Arrow-backed strings."""
+    return values.astype("object").where(values.notna(), None)
 
 
 PREDICT_BATCH_ROWS = 100_000
@@ -117,10 +123,9 @@ PREDICT_BATCH_ROWS = 100_000
 def predict_scores(model: Any, frame: pd.DataFrame, params: Params) -> np.ndarray:
     """The positive-class probability of every row of ``frame``, predicted in batches of rows.
 
-    The fitted pipeline one-hot encodes into a dense float matrix (the boosted trees take no sparse
-    input): batches keep that matrix, and the object copy of the text columns, to one batch at a
-    time instead of the whole frame. Each row's prediction does not depend on the others, so the
-    result is the same as one call.
+    Batches keep the model's input copy (the text columns as Python objects, and for the one-hot
+    estimators a dense float matrix) to one batch at a time instead of the whole frame. Each row's
+    prediction does not depend on the others, so the result is the same as one call.
     """
     import numpy as np
 
@@ -134,26 +139,11 @@ def predict_scores(model: Any, frame: pd.DataFrame, params: Params) -> np.ndarra
     )
 
 
-def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """Classification metrics of positive-class probabilities ``proba`` against labels ``y``."""
-    from sklearn import metrics
-
-    predicted = (proba >= 0.5).astype(int)
-    return {
-        "roc_auc": float(metrics.roc_auc_score(y, proba)),
-        "average_precision": float(metrics.average_precision_score(y, proba)),
-        "accuracy": float(metrics.accuracy_score(y, predicted)),
-        "f1": float(metrics.f1_score(y, predicted, zero_division=0)),
-        "log_loss": float(metrics.log_loss(y, proba, labels=[0, 1])),
-        "rows": float(len(y)),
-        "positive_rate": float(y.mean()),
-    }
-
-
 def score(model: Any, frame: pd.DataFrame, params: Params) -> dict[str, float]:
     """Classification metrics of ``model`` on ``frame`` (which holds the label)."""
-    y = frame[params.dataset.label].astype(int).to_numpy()
-    return classification_metrics(y, predict_scores(model, frame, params))
+    from retrainer.metrics import all_metrics
+
+    return all_metrics(frame[params.dataset.label].astype(int).to_numpy(), predict_scores(model, frame, params))
 
 
 def training_metric_rows(train: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -163,13 +153,10 @@ def training_metric_rows(train: pd.DataFrame, params: Params) -> pd.DataFrame:
     ``project.seed`` (the same rows for the same set, so a rerun or a reproduction logs the same
     figures). Scoring all of a 4-million-row training set took about a sixth of the train step.
     """
-    import numpy as np
-
     cap = params.model.train_metrics_max_rows
     if cap is None or len(train) <= cap:
         return train
-    rows = np.random.default_rng(params.project.seed).choice(len(train), size=cap, replace=False)
-    return train.iloc[np.sort(rows)]
+    return train.sample(n=cap, random_state=params.project.seed).sort_index()
 
 
 SCHEMA_SAMPLE_ROWS = 10_000  # also MLflow's own digest sample (mlflow.data.digest_utils.MAX_ROWS)
@@ -195,8 +182,9 @@ def dataset_input(frame: pd.DataFrame, source: str, label: str, name: str):
     # Text read as Arrow-backed strings is what ingest wrote as Python strings (None for NULL):
     # MLflow sees the sampled rows that way, so the entity is the one it logs for the object frame.
     arrow_text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
-    head = frame.head(SCHEMA_SAMPLE_ROWS)
-    head = head.astype({c: object for c in arrow_text}).where(head.notna() | ~head.columns.isin(arrow_text), None)
+    head = frame.head(SCHEMA_SAMPLE_ROWS).copy()
+    for column in arrow_text:
+        head[column] = python_strings(head[column])
     # MLflow hashes the first rows of the columns whose every value is a str (checked with a vectorised
     # type scan here; a text column qualifies when it has no missing value) and the numeric ones.
     string_columns = pd.Index(
@@ -254,6 +242,7 @@ def train_model(
     import mlflow
     from mlflow.models import infer_signature
 
+    from retrainer.metrics import all_metrics
     from retrainer.storage import read_frame
 
     client = mlflow_client(params)
@@ -285,7 +274,7 @@ def train_model(
         # Nothing is logged or registered for a broken model: the run stops before MLflow sees it.
         raise ModelCheckFailed("model check failed:\n" + "\n".join(problems))
     train_metrics = score(model, training_metric_rows(train, params), params)
-    holdout_metrics = classification_metrics(holdout[ds.label].astype(int).to_numpy(), holdout_scores)
+    holdout_metrics = all_metrics(holdout[ds.label].astype(int).to_numpy(), holdout_scores)
 
     tags = {
         RUN_KEY_TAG: run_key,

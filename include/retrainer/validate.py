@@ -10,6 +10,7 @@ merely import this one (DAG files, the CLI) should not pay for it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -303,18 +304,25 @@ def batches_released() -> Iterator[Callable[[], None]]:
 
 
 def _return_free_memory() -> None:
-    import ctypes
-    import ctypes.util
-
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``); None elsewhere."""
+    import ctypes
+    import ctypes.util
+
     libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        try:
-            ctypes.CDLL(libc_name).malloc_trim(0)  # glibc only; other C libraries have no such call
-        except (OSError, AttributeError):
-            pass
+    try:
+        return ctypes.CDLL(libc_name).malloc_trim if libc_name else None
+    except (OSError, AttributeError):  # other C libraries have no such call
+        return None
 
 
 def read_partition(partition: Path) -> pd.DataFrame:
