@@ -50,7 +50,7 @@ def batch_scoring():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from retrainer.airflow_support import registry_outcomes, task_params
-        from retrainer.pipeline import resolve_as_of
+        from retrainer.run_context import resolve_as_of
         from retrainer.scoring import partition_status
 
         context = get_current_context()

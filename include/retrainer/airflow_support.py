@@ -23,15 +23,6 @@ def task_params() -> Params:
     return load_params(os.environ.get(PARAMS_ENV) or PROJECT_ROOT / "params.yaml")
 
 
-def run_type_name(run_type: Any) -> str:
-    """``backfill``, ``scheduled``, ``manual``...: the value of Airflow's DagRunType (a str enum whose
-    ``str()`` is ``DagRunType.BACKFILL`` in the task SDK), or of its plain-string form."""
-    if run_type is None:
-        return ""
-    value = getattr(run_type, "value", run_type)
-    return str(value).split(".")[-1].lower()
-
-
 def landing_glob() -> str:
     """The landing folder's glob for the `ingest_landing` file sensor (a template macro: the params
     file is read when the task runs, not when the DAG file is parsed). Creates the folder."""
@@ -44,44 +35,13 @@ def landing_glob() -> str:
 
 
 def run_facts(context: Mapping[str, Any], params: Params | None = None) -> dict[str, Any]:
-    """The explicit inputs of a training run, from its trigger-form params, conf and schedule.
+    """The explicit inputs of a training run (retrainer.run_context.from_airflow, every input checked),
+    as JSON-safe facts for XCom, with the run's page in the Airflow UI."""
+    from retrainer.run_context import from_airflow
 
-    Every input is checked (retrainer.inputs): SQL text, ``..`` paths and the like raise UnsafeInput.
-    """
-    from retrainer import inputs
-    from retrainer.pipeline import resolve_as_of
-
-    dag_run = context["dag_run"]
-    run_params = dict(context.get("params") or {})
-    conf = dict(getattr(dag_run, "conf", None) or {})
-    merged = {**run_params, **{k: v for k, v in conf.items() if v is not None}}
     params = params if params is not None else task_params()
-    merged["as_of"] = inputs.check_as_of(merged.get("as_of"))
-    merged["reason"] = inputs.check_reason(merged.get("reason"))
-    merged["note"] = inputs.check_note(merged.get("note"))
-    # Checked for safety, recorded as given (the path people and the drift DAG know it by).
-    inputs.check_report_path(merged.get("report"), params.reports_dir, params.root)
-    merged["window_days"] = inputs.check_window_days(merged.get("window_days"))
-    as_of = resolve_as_of(
-        merged.get("as_of"),
-        context.get("data_interval_start"),
-        getattr(dag_run, "run_after", None) or context.get("logical_date"),
-    )
-    run_type = run_type_name(getattr(dag_run, "run_type", None))
-    ti = context["ti"]
-    return {
-        "ui_url": run_ui_url(dag_run.dag_id, dag_run.run_id),
-        "as_of": as_of.isoformat(),
-        "window_days": merged.get("window_days"),
-        "force": bool(merged.get("force", False)),
-        "note": str(merged.get("note") or ""),
-        "reason": str(merged.get("reason") or run_type or "manual"),
-        "trigger_report": str(merged.get("report") or ""),
-        "dag_id": dag_run.dag_id,
-        "run_id": dag_run.run_id,
-        "run_type": run_type,
-        "try_number": str(getattr(ti, "try_number", "")),
-    }
+    run = from_airflow(context, params)
+    return {"ui_url": run_ui_url(run.dag_id, run.run_id), **run.to_dict()}
 
 
 def ui_base_url() -> str:
@@ -116,9 +76,7 @@ def airflow_outcomes() -> Iterator[None]:
     """Map library errors onto Airflow outcomes (fail without retry, or skip)."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from retrainer.pipeline import GateFailed, NoData
-    from retrainer.prepare import InsufficientData
-    from retrainer.train import ModelCheckFailed
+    from retrainer.errors import GateFailed, InsufficientData, ModelCheckFailed, NoData
 
     try:
         yield
@@ -141,8 +99,7 @@ def registry_outcomes() -> Iterator[None]:
     fail or skip at once: a retry would give the same answer. A busy lock or a flaky store is retried."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from retrainer.register import ChampionMoved, PromotionRefused
-    from retrainer.scoring import NoModel, PartitionNotReady
+    from retrainer.errors import ChampionMoved, NoModel, PartitionNotReady, PromotionRefused
 
     try:
         yield
@@ -152,35 +109,10 @@ def registry_outcomes() -> Iterator[None]:
         raise AirflowSkipException(str(exc)) from None
 
 
-def asset_event_days(context: Mapping[str, Any]) -> list[str]:
-    """Days named by the asset events that triggered this run (``extra`` keys as_of, day or days)."""
-    events = context.get("triggering_asset_events") or {}
-    days: list[str] = []
-    for asset_events in events.values():
-        for event in asset_events:
-            extra = dict(getattr(event, "extra", None) or {})
-            days += [str(extra[k])[:10] for k in ("as_of", "day") if extra.get(k)]
-            days += [str(d)[:10] for d in extra.get("days") or []]
-    return days
-
-
 def monitor_facts(context: Mapping[str, Any]) -> dict[str, Any]:
-    """The explicit inputs of a drift check: as-of date (param, newest asset-event day, data
-    interval or trigger day, in that order), window override and where the run came from."""
-    from retrainer.pipeline import resolve_as_of
+    """The explicit inputs of a drift check (retrainer.run_context.from_airflow; a check may cover one day)."""
+    from retrainer.run_context import from_airflow
 
-    dag_run = context["dag_run"]
-    merged = {**dict(context.get("params") or {}), **{k: v for k, v in dict(getattr(dag_run, "conf", None) or {}).items() if v is not None}}
-    event_days = asset_event_days(context)
-    as_of = resolve_as_of(
-        merged.get("as_of") or (max(event_days) if event_days else None),
-        context.get("data_interval_start"),
-        getattr(dag_run, "run_after", None) or context.get("logical_date"),
-    )
-    return {
-        "as_of": as_of.isoformat(),
-        "window_days": merged.get("window_days"),
-        "dag_id": dag_run.dag_id,
-        "run_id": dag_run.run_id,
-        "run_type": str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", "")) or ""),
-    }
+    run = from_airflow(context, min_window=1)
+    return {"as_of": run.as_of.isoformat(), "window_days": run.window_days, "dag_id": run.dag_id,
+            "run_id": run.run_id, "run_type": run.run_type}

@@ -13,7 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from retrainer.config import ConfigError, Params, load_params
+from retrainer.run_context import for_cli
 from retrainer.storage import write_json_atomic
+
+# The run key's DAG part for the stages of dvc.yaml (retrainer.lineage.run_key).
+DVC_RUN = "dvc"
 
 
 def _date(text: str) -> date:
@@ -34,7 +38,8 @@ def resolve_cli_as_of(params: Params, text: str) -> date:
         return _date(text)
     import sqlalchemy as sa
 
-    from retrainer.ingest import SourceError, masked_url, source_table
+    from retrainer.errors import SourceError
+    from retrainer.ingest import masked_url, source_table
 
     with source_table(params.source_url, params.source.table, "find the latest day in") as (conn, table):
         newest = conn.execute(sa.select(sa.func.max(table.c[params.dataset.event_time]))).scalar()
@@ -120,12 +125,13 @@ def cmd_run(args: argparse.Namespace, params: Params) -> dict:
     from retrainer.pipeline import run_pipeline
 
     as_of = resolve_cli_as_of(params, args.as_of)
-    return run_pipeline(params, as_of, {"dag_id": "cli", "reason": "cli"})
+    run = for_cli(as_of)
+    return run_pipeline(params, as_of, {"dag_id": run.dag_id, "reason": run.reason})
 
 
 def cmd_ingest(args: argparse.Namespace, params: Params) -> dict:
-    from retrainer.ingest import window_days, window_length
     from retrainer.pipeline import step_ingest
+    from retrainer.run_context import window_days, window_length
     from retrainer.storage import md5_file, partition_file
 
     as_of = resolve_cli_as_of(params, args.as_of)
@@ -157,9 +163,10 @@ def cmd_prepare(args: argparse.Namespace, params: Params) -> dict:
     prepared = prepare_window(params, as_of, Path(args.out_dir))
     from retrainer.lineage import run_key
     from retrainer.pipeline import gate_prepared
+    from retrainer.run_context import window_length
 
-    gate = gate_prepared(params, as_of, prepared.train_path, params.prepare.window_days)
-    key = run_key("dvc", as_of.isoformat(), prepared.data_hash, params)
+    gate = gate_prepared(params, as_of, prepared.train_path, window_length(params, as_of))
+    key = run_key(DVC_RUN, as_of.isoformat(), prepared.data_hash, params)
     return {**prepared.to_dict(), "run_key": key, "prepared_gate": gate}
 
 
@@ -167,7 +174,7 @@ def cmd_train(args: argparse.Namespace, params: Params) -> dict:
     from retrainer.pipeline import step_train
 
     prepared = json.loads((Path(args.prepared) / "prepared.json").read_text(encoding="utf-8"))
-    return step_train(params, prepared, {"dag_id": "dvc", "reason": "dvc repro"})
+    return step_train(params, prepared, {"dag_id": DVC_RUN, "reason": "dvc repro"})
 
 
 def cmd_evaluate(args: argparse.Namespace, params: Params) -> dict:

@@ -495,7 +495,7 @@ def run_lineage(params: Params, dag_id: str, run_id: str, as_of: str | None = No
 def overview(params: Params, gate_days: int = 14, drift_checks: int = 60) -> dict:
     """Everything the page shows; a section that cannot be read (MLflow down, a broken ledger) carries
     its error instead of taking the whole page down."""
-    from retrainer.evaluate import CHALLENGER, CHAMPION
+    from retrainer.names import CHALLENGER, CHAMPION
 
     sections: dict[str, Callable[[], Any]] = {
         "champion": lambda: model_card(params, CHAMPION),

@@ -37,6 +37,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from retrainer.errors import SourceError
+
 # --- schema -----------------------------------------------------------------------------------
 
 ENTITY_ID = "customer_id"
@@ -612,10 +614,6 @@ def generate_range(
 
 
 # --- SQL source -------------------------------------------------------------------------------
-
-
-class SourceError(RuntimeError):
-    """The source database could not be reached or written; the message masks the password."""
 
 
 def masked_url(url: str | sa.URL) -> str:

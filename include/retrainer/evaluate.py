@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.config import EvaluationConfig, Params
 from retrainer.metrics import METRIC_DIRECTIONS, Comparison, all_metrics, improvement, paired_bootstrap
+from retrainer.names import CHAMPION
 from retrainer.prepare import PreparedData
 from retrainer.storage import write_bytes_atomic, write_json_atomic
 from retrainer.tracking import mlflow_client
@@ -36,9 +37,6 @@ from retrainer.train import TrainedModel, feature_frame, predict_scores
 if TYPE_CHECKING:
     import numpy as np
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-PREVIOUS_CHAMPION = "champion-previous"
 MISSING_SEGMENT = "(missing)"
 # Version tags the gate reads (register.py writes them).
 AS_OF_TAG = "retrainer.as_of"

@@ -12,20 +12,18 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.config import Params
-from retrainer.storage import md5_file, partition_file, with_pandas_metadata
+from retrainer.errors import SourceError
+from retrainer.run_context import day_interval, window_days, window_length
+from retrainer.storage import is_landing_partition, md5_file, partition_file, with_pandas_metadata
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-
-
-class SourceError(RuntimeError):
-    """The source cannot be reached or read; the message names the (password-masked) URL."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +36,6 @@ class PartitionIngest:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def day_interval(day: date) -> tuple[datetime, datetime]:
-    """The half-open interval [day 00:00, next day 00:00) a daily partition covers."""
-    start = datetime.combine(day, time.min)
-    return start, start + timedelta(days=1)
 
 
 def masked_url(url: str) -> str:
@@ -225,17 +217,6 @@ def ingest_day(params: Params, day: date, *, track: bool = True) -> PartitionIng
     return PartitionIngest(day.isoformat(), status, rows, str(target), md5)
 
 
-def window_days(as_of: date, window: int) -> list[date]:
-    """The ``window`` days ending at ``as_of`` (inclusive), oldest first."""
-    return [as_of - timedelta(days=offset) for offset in range(window - 1, -1, -1)]
-
-
-def window_length(params: Params, as_of: date, requested: int | None = None) -> int:
-    """The window of a run: an explicit request, else the weekly full-retrain window on its weekday,
-    else ``prepare.window_days``. Decided by the as-of date alone, so a backfill reproduces it."""
-    return requested or params.schedule.window_for(as_of, params.prepare.window_days)
-
-
 def landing_day(params: Params, day: date, *, track: bool = True) -> PartitionIngest:
     """The partition of ``day`` that landing files made: it is used as it is, never re-read from SQL."""
     import pyarrow.parquet as pq
@@ -260,8 +241,6 @@ def ingest_window(params: Params, as_of: date, *, window: int | None = None, tra
     the day's data and the SQL source is not read for it.
     Returns a small JSON-safe summary for XCom.
     """
-    from retrainer.landing import is_landing_partition
-
     days = window_days(as_of, window_length(params, as_of, window))
     results: list[PartitionIngest] = []
     for day in days:

@@ -86,9 +86,10 @@ def check_report_path(value: object, reports_dir: Path, root: Path | None = None
     return str(resolved)
 
 
-def check_window_days(value: object) -> int | None:
+def check_window_days(value: object, minimum: int = 2) -> int | None:
+    """A window length in days; training windows need two days at least, a drift check one."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 3660:
-        raise UnsafeInput(f"window_days: expected a whole number from 2 to 3660, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= 3660:
+        raise UnsafeInput(f"window_days: expected a whole number from {minimum} to 3660, got {value!r}")
     return value

@@ -44,7 +44,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.config import Params
-from retrainer.storage import SOURCE_MARKER, md5_file, partition_dir, partition_file, write_json_atomic
+from retrainer.storage import (
+    landing_marker,
+    md5_file,
+    partition_file,
+    write_json_atomic,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -326,21 +331,6 @@ def read_landing_file(path: Path, params: Params) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 # Ingest
 # --------------------------------------------------------------------------------------------------
-
-
-def landing_marker(data_dir: Path, day: date) -> Path:
-    return partition_dir(data_dir, day) / SOURCE_MARKER
-
-
-def is_landing_partition(data_dir: Path, day: date) -> bool:
-    """True if the raw partition of ``day`` came (at least partly) from landing files."""
-    marker = landing_marker(data_dir, day)
-    if not marker.exists():
-        return False
-    try:
-        return json.loads(marker.read_text(encoding="utf-8")).get("source") == "landing"
-    except (OSError, ValueError):
-        return False
 
 
 def _sorted_rows(frame: pd.DataFrame, params: Params) -> pd.DataFrame:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from retrainer.config import PREDICTION_COLUMN, DriftConfig, Params
-from retrainer.pipeline import GateFailed, NoData
+from retrainer.errors import GateFailed, NoChampion
 from retrainer.storage import md5_file, partition_file, run_dir, write_json_atomic, write_with
 
 if TYPE_CHECKING:
@@ -50,10 +50,6 @@ LEDGER_FILE = "ledger.json"
 TRIGGER_REASON = "drift"
 DAY_COLUMN = "__day__"
 Action = Literal["retrain", "no_drift", "unconfirmed", "cooldown", "already_triggered", "inconclusive"]
-
-
-class NoChampion(NoData):
-    """There is no champion model yet, so there is no reference to check drift against."""
 
 
 # --------------------------------------------------------------------------- the decision (pure)
@@ -242,7 +238,8 @@ class Champion:
 
 def current_champion(params: Params) -> Champion:
     """The model version holding the `champion` alias, with its run's lineage; NoChampion if none."""
-    from retrainer.evaluate import CHAMPION, current_alias
+    from retrainer.evaluate import current_alias
+    from retrainer.names import CHAMPION
     from retrainer.tracking import RUN_KEY_TAG, mlflow_client
 
     version = current_alias(params, CHAMPION)
@@ -470,7 +467,7 @@ def current_window(params: Params, as_of: date, window: int | None = None) -> Cu
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from retrainer.ingest import window_days
+    from retrainer.run_context import window_days
 
     ds = params.dataset
     columns = [ds.entity_id, ds.event_time, *ds.features, ds.label]

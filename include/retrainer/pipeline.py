@@ -8,39 +8,14 @@ step's small output (paths, ids, hashes) and returns its own.
 from __future__ import annotations
 
 import shutil
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 from retrainer.config import Params
+from retrainer.errors import GateFailed, NoData
+from retrainer.names import TRAINING_DAG
+from retrainer.run_context import day_interval, window_days, window_length
 from retrainer.storage import partition_dir, partition_file, run_dir, write_json_atomic
-
-DEFAULT_DAG_ID = "training"
-
-
-class GateFailed(RuntimeError):
-    """A data-quality gate stopped the run; the message lists each failed expectation and the report."""
-
-
-class NoData(RuntimeError):
-    """The source has no rows for the as-of date: nothing to train on, nothing was written."""
-
-
-def resolve_as_of(requested: str | None, data_interval_start: datetime | None, run_after: datetime | None) -> date:
-    """The as-of date of a run: an explicit request, else the scheduled interval's day, else the trigger day.
-
-    Asset- and API-triggered runs have no data interval, so without an explicit date they use the day
-    they were triggered for; scheduled runs and backfills use their interval, so all behave alike.
-    """
-    if requested:
-        try:
-            return date.fromisoformat(str(requested)[:10])
-        except ValueError:
-            raise ValueError(f"as_of must be a date YYYY-MM-DD, got {requested!r}") from None
-    if data_interval_start is not None:
-        return data_interval_start.date()
-    if run_after is not None:
-        return run_after.date()
-    raise ValueError("no as_of given and the run has neither a data interval nor a trigger time")
 
 
 def step_ingest(params: Params, as_of: date, window: int | None = None) -> dict:
@@ -105,7 +80,7 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
     is the replay after a fix (clearing the failed task in the UI, or a backfill of failed runs). A batch
     that passes releases its day from quarantine.
     """
-    from retrainer.ingest import day_interval, ingest_day
+    from retrainer.ingest import ingest_day
     from retrainer.validate import batches_released, validate_partition
 
     results, failures = [], []
@@ -154,7 +129,7 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
     return summary
 
 
-def step_prepare(params: Params, as_of: date, dag_id: str = DEFAULT_DAG_ID, window: int | None = None) -> dict:
+def step_prepare(params: Params, as_of: date, dag_id: str = TRAINING_DAG, window: int | None = None) -> dict:
     """Build train/holdout sets in the run's keyed work folder (reused when the key matches)."""
     from retrainer.lineage import run_key
     from retrainer.prepare import prepare_window, window_manifest
@@ -162,14 +137,13 @@ def step_prepare(params: Params, as_of: date, dag_id: str = DEFAULT_DAG_ID, wind
     manifest = window_manifest(params, as_of, window)
     key = run_key(dag_id, as_of.isoformat(), manifest["data_hash"], params)
     prepared = prepare_window(params, as_of, run_dir(params.data_dir, as_of, key), manifest=manifest)
-    gate = gate_prepared(params, as_of, prepared.train_path, window or params.prepare.window_days)
+    gate = gate_prepared(params, as_of, prepared.train_path, window_length(params, as_of, window))
     return {**prepared.to_dict(), "run_key": key, "prepared_gate": gate}
 
 
 def gate_prepared(params: Params, as_of: date, train_path: str, window: int) -> dict:
     """The second gate: the training set's columns, ranges, label balance and size, and no target leakage."""
     from retrainer.gates import leakage_problems
-    from retrainer.ingest import day_interval, window_days
     from retrainer.validate import read_partition
 
     # Text as Arrow-backed strings, as the partition gate reads it: no Python object per cell.

@@ -13,12 +13,9 @@ from datetime import date
 from pathlib import Path
 
 from retrainer.config import Params
-from retrainer.ingest import window_days, window_length
+from retrainer.errors import InsufficientData
+from retrainer.run_context import window_days, window_length
 from retrainer.storage import md5_file, partition_file, with_pandas_metadata, write_json_atomic, write_with
-
-
-class InsufficientData(ValueError):
-    """The window does not hold enough usable rows to train and evaluate a model."""
 
 
 @dataclass(frozen=True)

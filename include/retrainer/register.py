@@ -36,16 +36,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 from retrainer.config import Params
+from retrainer.errors import ChampionMoved, PromotionRefused, RegistryError
 from retrainer.evaluate import (
     AS_OF_TAG,
-    CHALLENGER,
-    CHAMPION,
     DEMOTED_TAG,
-    PREVIOUS_CHAMPION,
     Decision,
     current_alias,
     version_as_of,
 )
+from retrainer.names import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from retrainer.tracking import RUN_KEY_TAG, mlflow_client
 from retrainer.train import TrainedModel
 
@@ -68,18 +67,6 @@ LINEAGE_TAGS = (
 )
 MAX_HISTORY_CHARS = 4500  # tag values are bounded on some servers; older entries drop off first
 MAX_REASON_CHARS = 500
-
-
-class RegistryError(RuntimeError):
-    """A registry operation could not be done; the message says why and what to do."""
-
-
-class PromotionRefused(RegistryError):
-    """A requested champion move is not allowed (unknown version, failed gate, missing reason...)."""
-
-
-class ChampionMoved(RegistryError):
-    """Check-and-set lost: the champion is not the one the decision or the request was made against."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.config import Params
-from retrainer.evaluate import CHALLENGER, CHAMPION, current_alias
+from retrainer.errors import NoModel, PartitionNotReady
+from retrainer.evaluate import current_alias
+from retrainer.names import CHALLENGER, CHAMPION
 from retrainer.storage import partition_dir, partition_file, write_json_atomic, write_with
 from retrainer.tracking import mlflow_client
 from retrainer.train import feature_frame
@@ -32,14 +34,6 @@ if TYPE_CHECKING:
 
 MANIFEST = "_scoring.json"
 SHADOW = "shadow"
-
-
-class PartitionNotReady(RuntimeError):
-    """The day's partition is missing, not validated yet, or quarantined."""
-
-
-class NoModel(RuntimeError):
-    """The registry has no version under the alias a scoring task needs."""
 
 
 def partition_status(params: Params, day: date) -> str:

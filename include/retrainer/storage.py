@@ -99,3 +99,19 @@ def partition_file(data_dir: Path, day: date, area: str = "raw") -> Path:
 def run_dir(data_dir: Path, as_of: date, run_key: str) -> Path:
     """Work folder of one training run: prepared sets, decision; keyed so reruns reuse it."""
     return data_dir / "runs" / f"as_of={as_of.isoformat()}" / run_key
+
+
+def landing_marker(data_dir: Path, day: date) -> Path:
+    """The marker beside a partition that landing files made (retrainer.landing writes it)."""
+    return partition_dir(data_dir, day) / SOURCE_MARKER
+
+
+def is_landing_partition(data_dir: Path, day: date) -> bool:
+    """True if the raw partition of ``day`` came (at least partly) from landing files."""
+    marker = landing_marker(data_dir, day)
+    if not marker.exists():
+        return False
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("source") == "landing"
+    except (OSError, ValueError):
+        return False

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from retrainer.config import Params
+from retrainer.errors import ModelCheckFailed
 from retrainer.lineage import code_version, config_hash, git_info, lineage_record
 from retrainer.prepare import PreparedData
 from retrainer.tracking import RUN_KEY_TAG, ensure_experiment, find_finished_run, mlflow_client
@@ -21,10 +22,6 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "accuracy": True, "f1": True, "log_loss": False}
-
-
-class ModelCheckFailed(RuntimeError):
-    """The fitted model's holdout predictions are unusable (NaN, out of range, constant)."""
 
 
 @dataclass(frozen=True)

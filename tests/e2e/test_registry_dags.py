@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from retrainer.config import load_params
-from retrainer.evaluate import CHALLENGER, CHAMPION, DEMOTED_TAG, current_alias
+from retrainer.evaluate import DEMOTED_TAG, current_alias
+from retrainer.names import CHALLENGER, CHAMPION
 from retrainer.register import champion_history
 from retrainer.tracking import mlflow_client
 from tests.conftest import AS_OF, seed, write_project

@@ -31,7 +31,8 @@ def register_worker(params_file: str, name: str, trained: dict, decision_path: s
 
 
 def promote_worker(params_file: str, name: str, version: str, expected: str, barrier: Any) -> dict:
-    from retrainer.register import ChampionMoved, promote_version
+    from retrainer.errors import ChampionMoved
+    from retrainer.register import promote_version
 
     params = _params(params_file, name)
     barrier.wait(timeout=120)

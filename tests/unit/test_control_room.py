@@ -12,8 +12,9 @@ import pytest
 from retrainer import control_room as cr
 from retrainer.config import load_params
 from retrainer.datagen import IncidentSpec, seed_source
+from retrainer.errors import GateFailed
 from retrainer.monitor import record_check, record_trigger
-from retrainer.pipeline import GateFailed, run_pipeline, step_ingest, step_validate
+from retrainer.pipeline import run_pipeline, step_ingest, step_validate
 from tests.conftest import AS_OF, seed, write_project
 
 BAD_DAY = AS_OF + timedelta(days=1)

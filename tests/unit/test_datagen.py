@@ -22,13 +22,13 @@ from retrainer.datagen import (
     UNSEEN_CATEGORY,
     DriftSpec,
     IncidentSpec,
-    SourceError,
     drift_factor,
     generate_day,
     generate_range,
     reference_std,
     seed_source,
 )
+from retrainer.errors import SourceError
 
 DAY = date(2024, 3, 5)
 SEED = 42

@@ -140,7 +140,7 @@ def test_abrupt_drift_is_confirmed_then_triggers_then_cools_down(project):
 
 def test_batch_scoring_outputs_give_prediction_drift_and_performance(project):
     params = project
-    from retrainer.ingest import day_interval
+    from retrainer.run_context import day_interval
     from retrainer.scoring import score_partition
     from retrainer.validate import validate_partition
 

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from retrainer import ingest
 from retrainer.config import load_params
 from retrainer.datagen import IncidentSpec
-from retrainer.ingest import SourceError, ingest_day
+from retrainer.errors import SourceError
+from retrainer.ingest import ingest_day
 from retrainer.prepare import prepare_window
 from retrainer.storage import md5_file, partition_file
 from tests.conftest import AS_OF, seed

@@ -217,7 +217,7 @@ def test_training_ingest_uses_a_landing_day_instead_of_the_sql_source(params):
 
 
 def test_weekly_full_retrain_window_follows_the_as_of_weekday(make_project):
-    from retrainer.ingest import window_length
+    from retrainer.run_context import window_length
 
     params = load_params(make_project({"schedule": {"full_retrain_weekday": "sunday", "full_retrain_window_days": 21}}))
     sunday = date(2026, 3, 29)

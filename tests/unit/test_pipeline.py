@@ -9,9 +9,10 @@ import pytest
 
 from retrainer.config import load_params
 from retrainer.datagen import IncidentSpec
-from retrainer.ingest import SourceError, ingest_day, ingest_window
-from retrainer.pipeline import GateFailed, NoData, resolve_as_of, run_pipeline, step_ingest, step_prepare
-from retrainer.prepare import InsufficientData
+from retrainer.errors import GateFailed, InsufficientData, NoData, SourceError
+from retrainer.ingest import ingest_day, ingest_window
+from retrainer.pipeline import run_pipeline, step_ingest, step_prepare
+from retrainer.run_context import resolve_as_of
 from retrainer.storage import partition_file
 from tests.conftest import AS_OF, seed
 
@@ -95,6 +96,40 @@ def test_prepare_keeps_the_holdout_after_the_training_rows(make_project):
     assert len(train) == 300 * (params.prepare.window_days - params.prepare.holdout_days)
     # Same inputs, same key and the same folder.
     assert step_prepare(params, AS_OF)["run_key"] == prepared["run_key"]
+
+
+def test_on_a_full_retrain_weekday_prepare_and_its_gate_use_the_long_window(make_project):
+    # The prepared-set gate checks event_time against the window's first day: a gate given the short
+    # window would fail on the full-retrain weekday's older rows (the same rule, in one place, for both).
+    weekday = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")[AS_OF.weekday()]
+    params = load_params(make_project({"schedule": {"full_retrain_weekday": weekday, "full_retrain_window_days": 16}}))
+    assert params.prepare.window_days == 14
+    seed(params.source_file)
+    ingest_window(params, AS_OF)
+    prepared = step_prepare(params, AS_OF)
+    assert prepared["prepared_gate"]["suite"]["success"] is True
+    train = pd.read_parquet(prepared["train_path"])
+    assert len(train) == 300 * (16 - params.prepare.holdout_days)
+    assert train["event_time"].min() < pd.Timestamp(AS_OF - timedelta(days=13))
+
+
+def test_the_dvc_prepare_stage_gates_the_full_retrain_window_too(make_project, tmp_path):
+    import json
+
+    from retrainer.cli import main
+
+    weekday = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")[AS_OF.weekday()]
+    path = make_project({"schedule": {"full_retrain_weekday": weekday, "full_retrain_window_days": 16}})
+    params = load_params(path)
+    seed(params.source_file)
+    ingest_window(params, AS_OF)
+    validation = tmp_path / "validation.json"
+    validation.write_text(json.dumps({"as_of": AS_OF.isoformat()}))
+    out = tmp_path / "prepared"
+    assert main(["--params", str(path), "prepare", "--validation", str(validation), "--out-dir", str(out)]) == 0
+    prepared = json.loads((out / "prepared.json").read_text())
+    assert prepared["prepared_gate"]["suite"]["success"] is True
+    assert prepared["train_rows"] == 300 * (16 - params.prepare.holdout_days)
 
 
 def test_prepare_refuses_a_window_too_small_to_train(make_project):

@@ -23,29 +23,22 @@ import yaml
 from retrainer import cli
 from retrainer.config import Params, load_params
 from retrainer.datagen import generate_day
-from retrainer.evaluate import (
-    CHALLENGER,
-    CHAMPION,
-    DEMOTED_TAG,
-    PREVIOUS_CHAMPION,
-    current_alias,
-    evaluate_challenger,
-)
+from retrainer.errors import ChampionMoved, NoModel, PartitionNotReady, PromotionRefused
+from retrainer.evaluate import DEMOTED_TAG, current_alias, evaluate_challenger
 from retrainer.lineage import run_key
+from retrainer.names import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from retrainer.prepare import PreparedData, prepare_window
 from retrainer.register import (
     APPROVAL_TAG,
     GATE_TAG,
     RUN_TYPE_TAG,
-    ChampionMoved,
-    PromotionRefused,
     champion_history,
     promote_version,
     register_model,
     registry_status,
     rollback,
 )
-from retrainer.scoring import NoModel, PartitionNotReady, score_day
+from retrainer.scoring import score_day
 from retrainer.storage import partition_file, write_json_atomic
 from retrainer.tracking import mlflow_client
 from retrainer.train import TrainedModel, train_model
