@@ -29,15 +29,14 @@ a file modified less than ``landing.settle_seconds`` ago is waited for.
 from __future__ import annotations
 
 import errno
-import fcntl
 import glob
 import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.config import Params
 from retrainer.storage import (
+    file_lock,
     landing_marker,
     md5_file,
     partition_file,
@@ -108,24 +108,10 @@ def _record(params: Params, sha256: str, entry: dict[str, Any]) -> None:
     write_json_atomic(params.staging_dir / LEDGER_FILE, {"files": dict(sorted(ledger.items()))})
 
 
-@contextmanager
-def _lock(params: Params, timeout: float = 600.0) -> Iterator[None]:
+def _lock(params: Params, timeout: float = 600.0) -> AbstractContextManager[None]:
     """One claimer or ingester at a time per staging folder (a DAG run, a CLI call)."""
-    params.staging_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(params.staging_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"another process holds {params.staging_dir / LOCK_FILE}") from None
-                time.sleep(0.2)
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
+    path = params.staging_dir / LOCK_FILE
+    return file_lock(path, timeout, lambda: TimeoutError(f"another process holds {path}"))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

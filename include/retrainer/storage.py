@@ -115,3 +115,21 @@ def is_landing_partition(data_dir: Path, day: date) -> bool:
         return json.loads(marker.read_text(encoding="utf-8")).get("source") == "landing"
     except (OSError, ValueError):
         return False
+
+
+@contextmanager
+def file_lock(path: Path, timeout: float, on_timeout: Callable[[], Exception]) -> Iterator[None]:
+    """Hold the OS file lock at ``path`` (filelock: released by the kernel if the process dies); after
+    ``timeout`` seconds of waiting, raise ``on_timeout()``, an error that names what holds the lock."""
+    from filelock import FileLock, Timeout
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise on_timeout() from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,0 +1,70 @@
+"""retrainer.scoring without a model: which partitions may be scored, and the predictions table."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from retrainer.config import load_params
+from retrainer.scoring import partition_status, predictions_table, write_predictions_sql
+from retrainer.storage import partition_dir, partition_file, write_json_atomic
+from tests.conftest import AS_OF
+
+
+@pytest.fixture
+def params(make_project):
+    return load_params(make_project())
+
+
+def _report(params, day, success: bool) -> None:
+    write_json_atomic(params.reports_dir / "validation" / f"dt={day.isoformat()}" / "validation.json",
+                      {"success": success})
+
+
+def test_a_partition_is_scored_only_when_validated_and_in_the_training_area(params) -> None:
+    assert partition_status(params, AS_OF) == "missing"
+    raw = partition_file(params.data_dir, AS_OF)
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes(b"PAR1")
+    assert partition_status(params, AS_OF) == "unvalidated"
+    _report(params, AS_OF, success=False)
+    assert partition_status(params, AS_OF) == "failed_validation"
+    _report(params, AS_OF, success=True)
+    assert partition_status(params, AS_OF) == "ready"
+    day = AS_OF - timedelta(days=1)
+    partition_dir(params.data_dir, day, area="quarantine").mkdir(parents=True)
+    assert partition_status(params, day) == "quarantined"
+
+
+def _predictions(version: int, rows: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        "scored_day": [AS_OF] * rows,
+        "entity_id": [f"c{i}" for i in range(rows)],
+        "event_time": pd.date_range("2026-03-31", periods=rows, freq="min", tz="UTC"),
+        "model_name": ["churn"] * rows,
+        "model_version": [version] * rows,
+        "model_role": ["champion"] * rows,
+        "score": [0.25] * rows,
+        "prediction": [0] * rows,
+        "label": [1.0, float("nan")] * (rows // 2),
+        "scoring_run": ["r1"] * rows,
+    })
+
+
+def test_a_rerun_replaces_its_days_rows_of_that_version_only(params) -> None:
+    frame = _predictions(3, 10).assign(model_name=params.model.registered_name)
+    assert write_predictions_sql(params, frame, AS_OF, 3) == {"deleted": 0, "inserted": 10}
+    other = _predictions(4, 4).assign(model_name=params.model.registered_name)
+    assert write_predictions_sql(params, other, AS_OF, 4) == {"deleted": 0, "inserted": 4}
+    assert write_predictions_sql(params, frame.head(6), AS_OF, 3) == {"deleted": 10, "inserted": 6}
+    engine = sa.create_engine(params.scoring_url)
+    table = predictions_table(params.scoring.table)
+    with engine.connect() as conn:
+        counts = dict(conn.execute(sa.select(table.c.model_version, sa.func.count()).group_by(table.c.model_version)).all())
+        labels = [row.label for row in conn.execute(sa.select(table.c.label).where(table.c.model_version == 3))]
+    engine.dispose()
+    assert counts == {3: 6, 4: 4}
+    assert labels.count(None) == 3 and labels.count(1) == 3  # a missing label is stored as NULL, not NaN
