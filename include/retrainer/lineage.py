@@ -18,7 +18,8 @@ from retrainer.config import Params
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The modules whose code decides which bytes a model learns from and how it is fitted. Launchers,
 # CLIs and UI code are left out on purpose: editing them must not make reruns train a new model.
-MODEL_CODE = ("config.py", "ingest.py", "prepare.py", "train.py")
+# A name may be a module or a subpackage (all of its .py files count).
+MODEL_CODE = ("config.py", "run_context.py", "ingest.py", "prepare.py", "train.py")
 TRACKED_PACKAGES = (
     "apache-airflow",
     "scikit-learn",
@@ -35,10 +36,24 @@ TRACKED_PACKAGES = (
 def code_version() -> str:
     """Hash of the code that makes a model (MODEL_CODE): changes exactly when that code changes."""
     digest = hashlib.sha256()
-    for name in MODEL_CODE:
-        digest.update(name.encode())
-        digest.update((PACKAGE_DIR / name).read_bytes())
+    for path in model_code_files():
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def model_code_files() -> list[Path]:
+    """The files behind MODEL_CODE, in a fixed order; a module that moved into a subpackage is found there."""
+    files: list[Path] = []
+    for name in MODEL_CODE:
+        module, package = PACKAGE_DIR / name, PACKAGE_DIR / name.removesuffix(".py")
+        if module.is_file():
+            files.append(module)
+        elif package.is_dir():
+            files += sorted(package.rglob("*.py"))
+        else:
+            raise FileNotFoundError(f"retrainer.lineage.MODEL_CODE names {name}, which is neither a module nor a package")
+    return files
 
 
 def config_hash(params: Params) -> str:
