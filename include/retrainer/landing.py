@@ -58,9 +58,6 @@ SUPPORTED_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 LEDGER_FILE = "ledger.json"
 CLAIM_FILE = "claim.json"
 LOCK_FILE = ".landing.lock"
-# The Airflow Asset `ingest_landing` updates whenever it writes partitions (for DAGs that want to
-# react to new data, e.g. drift monitoring); `training` itself is triggered per day, not by it.
-RAW_PARTITIONS_ASSET = "retrainer_raw_partitions"
 TRIGGER_REASON = "new_data"
 
 
