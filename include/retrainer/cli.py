@@ -322,7 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retrainer", description=__doc__)
     parser.add_argument("--params", help="params file (default: $RETRAINER_PARAMS or ./params.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_demo_data_commands(sub)
+    _add_registry_commands(sub)
+    _add_step_commands(sub)
+    _add_suite_commands(sub)
+    return parser
 
+
+def _add_demo_data_commands(sub: argparse._SubParsersAction) -> None:
     seed = sub.add_parser("seed", help="write generated demo rows into the source table (idempotent per day)")
     seed.add_argument("--days", type=int, default=60, help="days ending at --end (default 60)")
     seed.add_argument("--start", type=_date)
@@ -355,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="make the project a DVC repo with the remote from params.yaml (idempotent)")
     init.set_defaults(handler=cmd_init)
 
+
+def _add_registry_commands(sub: argparse._SubParsersAction) -> None:
     lineage = sub.add_parser("lineage", help="what a model version learned from, why, and where it came from")
     lineage.add_argument("model", nargs="?", help="registered model name (default: params model.registered_name)")
     lineage.add_argument("ref", help="version number or alias (champion, challenger)")
@@ -366,10 +375,6 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("ref", help="version number or alias")
     repro.add_argument("--scratch", help="scratch folder (default: data/reproductions/<model>-<ref>)")
     repro.set_defaults(handler=cmd_reproduce)
-
-    run = sub.add_parser("run", help="run the whole pipeline for one as-of date in this process")
-    run.add_argument("--as-of", default="latest", help="YYYY-MM-DD or 'latest' (newest day in the source)")
-    run.set_defaults(handler=cmd_run)
 
     promote = sub.add_parser("promote", help="make a model version the champion (manual approval)")
     promote.add_argument("--version", required=True, type=int, help="model version to promote")
@@ -395,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also score with the challenger (default: scoring.shadow)")
     score.set_defaults(handler=cmd_score)
 
+
+def _add_step_commands(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run the whole pipeline for one as-of date in this process")
+    run.add_argument("--as-of", default="latest", help="YYYY-MM-DD or 'latest' (newest day in the source)")
+    run.set_defaults(handler=cmd_run)
     for name, handler, extra in (
         ("ingest", cmd_ingest, [("--as-of", {"default": "latest"})]),
         ("validate", cmd_validate, [("--ingest", {"required": True})]),
@@ -408,8 +418,6 @@ def build_parser() -> argparse.ArgumentParser:
             step.add_argument(flag, **options)
         step.add_argument("--out", help="write the step's JSON output here")
         step.set_defaults(handler=handler)
-    _add_suite_commands(sub)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
