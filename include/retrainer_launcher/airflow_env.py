@@ -72,8 +72,8 @@ def write_local_settings(home: Path, sql_alchemy_conn: str) -> None:
         if not path.exists() or path.read_text() != LOCAL_SETTINGS:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(LOCAL_SETTINGS)
-    elif path.exists() and path.read_text() == LOCAL_SETTINGS:
-        path.unlink()
+    elif path.exists() and path.read_text().startswith("# Written by retrainer"):
+        path.unlink()  # ours (also as retrainer.stack wrote it), for a home that no longer uses SQLite
 
 
 _installed = False

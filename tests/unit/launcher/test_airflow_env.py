@@ -108,3 +108,8 @@ def test_the_stack_installs_the_hook_for_sqlite_only(tmp_path):
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("?timeout=60")
     airflow_env.airflow_env(tmp_path, tmp_path / "home", sql_alchemy_conn="postgresql://u@localhost/db")
     assert not settings.exists()
+    # The file as the launcher wrote it before it left the library goes too.
+    settings.write_text("# Written by retrainer.stack for a SQLite metadata DB: see retrainer/airflow_sqlite.py.\n"
+                        "from retrainer.airflow_sqlite import install\n\ninstall()\n")
+    airflow_env.airflow_env(tmp_path, tmp_path / "home", sql_alchemy_conn="postgresql://u@localhost/db")
+    assert not settings.exists()
