@@ -1,4 +1,4 @@
-# Retrainer: the local stack and the checks. The logic lives in include/retrainer/stack.py.
+# Retrainer: the local stack and the checks. The logic lives in include/retrainer_launcher/.
 #   make run     set up, start Airflow + MLflow in the background, train once, print a summary
 #   make stop    stop everything `make run` started
 #   make reset   stop, then delete all local state (.airflow .mlflow data reports .dvc-remote)
@@ -25,8 +25,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.retrainer-setup
 API_PORT ?= 8080
 MLFLOW_PORT ?= 5000
-# `stop`/`status` work without the venv: stack.py needs only the standard library for them.
-STACK = $(if $(wildcard $(PY)),$(PY),PYTHONPATH=include $(PYTHON)) -m retrainer.stack \
+# `stop`/`status` work without the venv: the launcher needs only the standard library for them.
+STACK = $(if $(wildcard $(PY)),$(PY),PYTHONPATH=include $(PYTHON)) -m retrainer_launcher \
         --api-port $(API_PORT) --mlflow-port $(MLFLOW_PORT)
 
 .PHONY: help setup setup-browser run stop status reset test screenshots lint bench bench-quick drift-demo up-distributed run-distributed \
@@ -84,7 +84,7 @@ down-distributed:
 
 # `docker compose` where Docker has the plugin, else the Docker Compose binary pinned in requirements.txt.
 compose-config: setup
-	@$(PY) -m retrainer.topology compose-config && echo "docker-compose.yaml: valid"
+	@$(PY) -m retrainer_launcher.topology compose-config && echo "docker-compose.yaml: valid"
 
 # The browser tests (tests/e2e/test_ui_browser.py) drive Debian's chromium with Playwright; Playwright's own
 # browser download (`playwright install`) is never used. Needs root or sudo the first time only.

@@ -4,7 +4,7 @@ in the same Airflow.
 
     python bench/bench_overhead.py --json out.json [--quick] [--executors preload,plain]
 
-For each executor (``retrainer.executor.PreloadingLocalExecutor``, the project's default, and Airflow's
+For each executor (``retrainer_airflow.executor.PreloadingLocalExecutor``, the project's default, and Airflow's
 plain ``LocalExecutor`` for the before/after): a fresh project (params.yaml defaults: 28-day window,
 3 holdout days; 100k generated rows in the window), a real stack (scheduler, dag-processor, triggerer,
 api-server, SQLite; tests/integration/scheduler_stack.py) with the repo's DAGs plus
@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "include"), str(Path(__file__).resolve().parents[1])]
 
 from bench.common import PYTHON, RESULTS, ROOT, Figure, fmt, run_timed, write_json  # noqa: E402
+from retrainer_launcher.airflow_env import LOCAL_EXECUTOR  # noqa: E402
 
 ROWS = 100_000
 QUICK_ROWS = 30_000
@@ -38,7 +39,7 @@ PROJECT = {
     "prepare": {"window_days": WINDOW_DAYS, "holdout_days": 3, "min_train_rows": 500},
     "landing": {"settle_seconds": 1},
 }
-EXECUTORS = {"preload": "retrainer.executor.PreloadingLocalExecutor", "stock": "LocalExecutor"}
+EXECUTORS = {"preload": LOCAL_EXECUTOR, "stock": "LocalExecutor"}
 TARGET = 1.25
 
 
@@ -72,21 +73,21 @@ def _descendants(root_pid: int) -> list[int]:
 
 def scheduler_pss_mb(home: Path) -> float:
     """Proportional set size of the scheduler and its executor workers (shared pages split fairly)."""
-    from retrainer import stack
+    from retrainer_launcher import processes
 
-    pid = stack.running_pid(stack.pid_file(home, "scheduler"))
+    pid = processes.running_pid(processes.pid_file(home, "scheduler"))
     return round(sum(_pss_kb(p) for p in _descendants(pid)) / 1024, 1) if pid else 0.0
 
 
 def stack_cpu_seconds(home: Path) -> float:
     """CPU seconds used so far by every process of the stack (api-server, scheduler and its executor
     workers and task processes, dag-processor, triggerer): user + system, plus reaped children's."""
-    from retrainer import stack
+    from retrainer_launcher import processes
 
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
-    for pidf in stack.run_dir(home).glob("*.pid"):
-        pid = stack.running_pid(pidf)
+    for pidf in processes.run_dir(home).glob("*.pid"):
+        pid = processes.running_pid(pidf)
         if pid is None:
             continue
         for p in _descendants(pid):
@@ -100,21 +101,21 @@ def stack_cpu_seconds(home: Path) -> float:
 
 
 def _timed_run(running, dag_id: str, conf: dict | None = None, timeout: float = 1800) -> dict:
-    from retrainer import stack
+    from retrainer_launcher import airflow_api
 
     cpu_before = stack_cpu_seconds(running.home)
-    run = stack.trigger_run(running.api, running.token, dag_id, conf=conf)
-    done = stack.wait_for_run(running.api, running.token, dag_id, run["dag_run_id"], timeout=timeout, poll=1.0,
-                              out=lambda _m: None)
-    tis = stack.task_instances(running.api, running.token, dag_id, run["dag_run_id"])
+    run = airflow_api.trigger_run(running.api, running.token, dag_id, conf=conf)
+    done = airflow_api.wait_for_run(running.api, running.token, dag_id, run["dag_run_id"], timeout=timeout, poll=1.0,
+                                    out=lambda _m: None)
+    tis = airflow_api.task_instances(running.api, running.token, dag_id, run["dag_run_id"])
     if done["state"] != "success":
         raise RuntimeError(f"{dag_id} run {run['dag_run_id']} ended {done['state']}:\n"
                            f"{running.failure_report(dag_id, [done])}")
     return {
         "state": done["state"],
-        "seconds": stack._duration(done),
+        "seconds": airflow_api.run_duration(done),
         "cpu_seconds": round(stack_cpu_seconds(running.home) - cpu_before, 2),
-        "trigger_to_end": stack._duration(done, "queued_at"),
+        "trigger_to_end": airflow_api.run_duration(done, "queued_at"),
         "tasks": {ti["task_id"]: round(ti.get("duration") or 0.0, 2) for ti in tis},
     }
 
@@ -140,7 +141,7 @@ def plain_run(params_file: Path, log: Path) -> dict:
 
 
 def measure(executor_key: str, work: Path, rows: int = ROWS) -> dict:
-    from retrainer import stack
+    from retrainer_launcher import airflow_api
     from tests.conftest import AS_OF, seed, write_project
     from tests.integration.scheduler_stack import scheduler_stack
 
@@ -162,16 +163,16 @@ def measure(executor_key: str, work: Path, rows: int = ROWS) -> dict:
                          dags_folder=dags, executor=EXECUTORS[executor_key]) as running:
         stack_start = time.monotonic() - started
         for dag_id in ("noop_chain", "training"):
-            stack.wait_for_dag(running.api, running.token, dag_id, timeout=300, out=lambda _m: None)
+            airflow_api.wait_for_dag(running.api, running.token, dag_id, timeout=300, out=lambda _m: None)
         idle_pss = scheduler_pss_mb(running.home)
         # Unpausing `training` makes the scheduler start the latest complete (real) day, which has no
         # rows in this source: wait it out so it does not overlap the measured runs.
-        stack.set_paused(running.api, running.token, "noop_chain", paused=False)
-        stack.set_paused(running.api, running.token, "training", paused=False)
+        airflow_api.set_paused(running.api, running.token, "noop_chain", paused=False)
+        airflow_api.set_paused(running.api, running.token, "training", paused=False)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             runs = running.runs("training")
-            if runs and all(r["state"] in stack.TERMINAL_RUN_STATES for r in runs):
+            if runs and all(r["state"] in airflow_api.TERMINAL_RUN_STATES for r in runs):
                 break
             time.sleep(2)
         plain_1 = plain_run(plain_params[0], work / "plain-1.log")

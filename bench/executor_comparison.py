@@ -20,7 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "include"), str(REPO)]
 
-from retrainer import stack as st  # noqa: E402
+from retrainer.names import TRAINING_DAG  # noqa: E402
+from retrainer_launcher import airflow_api, distributed, local, processes  # noqa: E402
 from tests.conftest import AS_OF, seed, write_project  # noqa: E402
 
 WINDOW = {"prepare": {"window_days": 7, "holdout_days": 2, "min_train_rows": 300}}
@@ -30,14 +31,14 @@ def one_run(stack, up) -> dict:
     t0 = time.monotonic()
     up(stack, seed=False, out=lambda _: None)
     started_in = time.monotonic() - t0
-    run_id = st.cmd_trigger(stack, AS_OF.isoformat(), out=lambda _: None)
-    run = st.cmd_wait(stack, run_id, 900, out=lambda _: None)
-    tis = st.task_instances(stack.api, stack.token(), st.DAG_ID, run_id)
+    run_id = local.cmd_trigger(stack, AS_OF.isoformat(), out=lambda _: None)
+    run = local.cmd_wait(stack, run_id, 900, out=lambda _: None)
+    tis = airflow_api.task_instances(stack.api, stack.token(), TRAINING_DAG, run_id)
     return {
         "state": run["state"],
         "start": started_in,
-        "trigger_to_end": st._duration(run, "queued_at"),
-        "running": st._duration(run),
+        "trigger_to_end": airflow_api.run_duration(run, "queued_at"),
+        "running": airflow_api.run_duration(run),
         "tasks": {ti["task_id"]: ti.get("duration") or 0.0 for ti in tis},
     }
 
@@ -52,14 +53,14 @@ def main() -> int:
         root = Path(tmp)
         local_params = write_project(root / "local", WINDOW, git=True)
         seed(local_params, end=AS_OF, days=12, rows_per_day=300)
-        local = st.Stack(REPO, root / "local-home", args.api_port, args.mlflow_port)
+        local_stack = local.Stack(REPO, root / "local-home", args.api_port, args.mlflow_port)
         import os
 
         os.environ["RETRAINER_PARAMS"] = str(local_params)
         try:
-            results["LocalExecutor / SQLite"] = one_run(local, st.cmd_up)
+            results["LocalExecutor / SQLite"] = one_run(local_stack, local.cmd_up)
         finally:
-            st.stop(local.home, out=lambda _: None)
+            processes.stop(local_stack.home, out=lambda _: None)
             del os.environ["RETRAINER_PARAMS"]
 
         dist_params = write_project(root / "distributed", WINDOW, git=True)
@@ -68,13 +69,13 @@ def main() -> int:
         variables = {"AIRFLOW_DB": f"{prefix}_airflow", "MLFLOW_DB": f"{prefix}_mlflow",
                      "MLFLOW_AUTH_DB": f"{prefix}_mlflow_auth", "REDIS_DB": "6", "AIRFLOW_QUEUE": prefix,
                      "RETRAINER_DVC_REMOTE_URL": str(root / "dvc-remote")}
-        dist = st.DistributedStack(REPO, root / "dist-home", args.api_port, args.mlflow_port,
-                                   params_file=dist_params, variables=variables, use_dotenv=False,
-                                   worker_log_ports=(8491, 8492), trigger_log_port=8493)
+        dist = distributed.DistributedStack(REPO, root / "dist-home", args.api_port, args.mlflow_port,
+                                            params_file=dist_params, variables=variables, use_dotenv=False,
+                                            worker_log_ports=(8491, 8492), trigger_log_port=8493)
         try:
-            results["CeleryExecutor / Postgres"] = one_run(dist, st.cmd_up_distributed)
+            results["CeleryExecutor / Postgres"] = one_run(dist, distributed.cmd_up_distributed)
         finally:
-            st.stop(dist.home, out=lambda _: None)
+            processes.stop(dist.home, out=lambda _: None)
             import psycopg
             import redis
 

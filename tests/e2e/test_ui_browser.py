@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from retrainer import stack as stack_mod
 from retrainer.datagen import IncidentSpec, seed_source
+from retrainer_launcher import airflow_api, credentials, http_client
 from tests.conftest import AS_OF
 from tests.integration.scheduler_stack import RUN_TIMEOUT, Stack, scheduler_stack
 
@@ -51,8 +51,8 @@ def wait_run(running: Stack, dag_id: str, run_id: str, timeout: float = RUN_TIME
     """Wait for one run to end, whatever its state."""
     deadline = time.monotonic() + timeout
     while True:
-        run = stack_mod.get_run(running.api, running.token, dag_id, run_id)
-        if run["state"] in stack_mod.TERMINAL_RUN_STATES:
+        run = airflow_api.get_run(running.api, running.token, dag_id, run_id)
+        if run["state"] in airflow_api.TERMINAL_RUN_STATES:
             return run
         if time.monotonic() > deadline:
             pytest.fail(f"{dag_id}/{run_id} still {run['state']} after {timeout:.0f}s\n"
@@ -61,7 +61,7 @@ def wait_run(running: Stack, dag_id: str, run_id: str, timeout: float = RUN_TIME
 
 
 def trigger(running: Stack, dag_id: str, run_id: str, as_of: str) -> None:
-    stack_mod.trigger_run(running.api, running.token, dag_id, {"as_of": as_of}, run_id=run_id)
+    airflow_api.trigger_run(running.api, running.token, dag_id, {"as_of": as_of}, run_id=run_id)
 
 
 def build_state(running: Stack) -> None:
@@ -70,18 +70,18 @@ def build_state(running: Stack) -> None:
     seed_source(params.source_url, params.source.table, BAD_DAY, BAD_DAY, 300, params.project.seed,
                 incidents=[IncidentSpec(day=BAD_DAY, kind="unseen_category")])
     for dag_id in ("training", "drift_monitor"):
-        stack_mod.wait_for_dag(running.api, running.token, dag_id, 120, out=lambda _m: None)
-    stack_mod.set_paused(running.api, running.token, "training", paused=False)
+        airflow_api.wait_for_dag(running.api, running.token, dag_id, 120, out=lambda _m: None)
+    airflow_api.set_paused(running.api, running.token, "training", paused=False)
     trigger(running, "training", GOOD_RUN, AS_OF.isoformat())
     run = wait_run(running, "training", GOOD_RUN)
     assert run["state"] == "success", running.failure_report("training", [run])
     trigger(running, "training", BAD_RUN, BAD_DAY.isoformat())
     assert wait_run(running, "training", BAD_RUN)["state"] == "failed"
     # Unpaused only for its own check: new partitions would otherwise start more checks (asset events).
-    stack_mod.set_paused(running.api, running.token, "drift_monitor", paused=False)
+    airflow_api.set_paused(running.api, running.token, "drift_monitor", paused=False)
     trigger(running, "drift_monitor", DRIFT_RUN, AS_OF.isoformat())
     run = wait_run(running, "drift_monitor", DRIFT_RUN)
-    stack_mod.set_paused(running.api, running.token, "drift_monitor", paused=True)
+    airflow_api.set_paused(running.api, running.token, "drift_monitor", paused=True)
     assert run["state"] == "success", running.failure_report("drift_monitor", [run])
 
 
@@ -113,14 +113,14 @@ def wait_frame(page, url_part: str, timeout: float = 30.0):
 
 
 def login_token(running: Stack, user: str) -> str:
-    return stack_mod.api_token(running.api, user, stack_mod.ensure_admin_password(running.home, user))
+    return airflow_api.api_token(running.api, user, credentials.ensure_admin_password(running.home, user))
 
 
 def call(running: Stack, method: str, path: str, token: str | None = None, body=None, raw: bool = False):
     """(status, body) of a request to the api-server; never raises on an HTTP error status."""
     try:
-        return 200, stack_mod.http(method, f"{running.api}{path}", body, token)
-    except stack_mod.HttpError as exc:
+        return 200, http_client.http(method, f"{running.api}{path}", body, token)
+    except http_client.HttpError as exc:
         return exc.status, exc.body
 
 
@@ -153,7 +153,7 @@ def test_control_room_in_the_browser(ui_stack, browser, shots):
         # 1. Log in through Airflow's own login page.
         page.goto(f"{running.api}/", wait_until="networkidle")
         page.get_by_label("Username").fill("admin")
-        page.get_by_label("Password").fill(stack_mod.ensure_admin_password(running.home, "admin"))
+        page.get_by_label("Password").fill(credentials.ensure_admin_password(running.home, "admin"))
         page.screenshot(path=shots / "01-login.png")
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(lambda url: "/auth/" not in url, timeout=60_000)
@@ -207,7 +207,7 @@ def test_control_room_in_the_browser(ui_stack, browser, shots):
         page.wait_for_url(f"**/dags/training/runs/{run_id}**", timeout=30_000)
         expect(page.get_by_text(run_id).first).to_be_visible(timeout=30_000)
         page.screenshot(path=shots / "06-new-run.png", full_page=True)
-        created = stack_mod.get_run(running.api, running.token, "training", run_id)
+        created = airflow_api.get_run(running.api, running.token, "training", run_id)
         assert created["conf"]["as_of"] == BAD_DAY.isoformat() and created["conf"]["reason"] == "replay"
         assert created["triggering_user_name"] == "admin"
 
@@ -292,7 +292,7 @@ def test_a_viewer_may_look_but_not_replay_and_op_and_admin_may(ui_stack):
         # (The browser test's replay may have failed again meanwhile: a new batch gets a new run.)
         assert status in (200, 409), (user, status, body)
         answer = body if isinstance(body, dict) else json.loads(body)
-        run = stack_mod.get_run(running.api, running.token, "training", answer["dag_run_id"])
+        run = airflow_api.get_run(running.api, running.token, "training", answer["dag_run_id"])
         assert answer["dag_run_id"].startswith(f"replay__{BAD_DAY.isoformat()}__")
         assert run["conf"]["as_of"] == BAD_DAY.isoformat() and run["conf"]["reason"] == "replay"
     status, body = call(running, "POST", "/retrainer/api/replay", login_token(running, "op"), {"day": AS_OF.isoformat()})

@@ -1,6 +1,6 @@
 """The production topology on this machine's PostgreSQL and Redis, for the integration tests.
 
-One session-wide stack (the compose file's services as processes, retrainer.stack.DistributedStack):
+One session-wide stack (the compose file's services as processes, retrainer_launcher.distributed.DistributedStack):
 api-server, scheduler, dag-processor, triggerer, two Celery workers and the MLflow server with basic
 auth, on databases made for this session (retrainer_it_<random>_*) and a Celery queue of its own in
 Redis DB 5 (other sessions may run at the same time on the same services). Without
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from retrainer import stack as st
+from retrainer_launcher import airflow_api, distributed, http_client, processes
 from tests.conftest import AS_OF, REPO_ROOT, seed, write_project
 
 POSTGRES = (os.environ.get("RETRAINER_IT_POSTGRES_HOST", "127.0.0.1"), int(os.environ.get("RETRAINER_IT_POSTGRES_PORT", "5432")))
@@ -70,7 +70,7 @@ def require_services() -> None:
 
 
 def _port(preferred: int, taken: set[int]) -> int:
-    if preferred not in taken and not st.port_in_use(preferred):
+    if preferred not in taken and not processes.port_in_use(preferred):
         taken.add(preferred)
         return preferred
     while True:
@@ -84,7 +84,7 @@ def _port(preferred: int, taken: set[int]) -> int:
 
 @dataclass
 class Topology:
-    stack: st.DistributedStack
+    stack: distributed.DistributedStack
     params_file: Path
     variables: dict[str, str]
 
@@ -98,7 +98,7 @@ class Topology:
 
     def token(self, user: str = "admin") -> str:
         password = self.variables["AIRFLOW_ADMIN_PASSWORD" if user == "admin" else "AIRFLOW_VIEWER_PASSWORD"]
-        return st.api_token(self.api, user, password)
+        return airflow_api.api_token(self.api, user, password)
 
     def mlflow_get(self, path: str, **query: str) -> dict:
         import base64
@@ -106,10 +106,10 @@ class Topology:
 
         auth = base64.b64encode(f"admin:{self.variables['MLFLOW_ADMIN_PASSWORD']}".encode()).decode()
         url = f"{self.mlflow}/api/2.0/mlflow/{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        return st.http("GET", url, headers={"Authorization": f"Basic {auth}"})
+        return http_client.http("GET", url, headers={"Authorization": f"Basic {auth}"})
 
     def secrets(self) -> dict[str, str]:
-        from retrainer.topology import SECRET_VARIABLES
+        from retrainer_launcher.topology import SECRET_VARIABLES
 
         return {k: self.variables[k] for k in SECRET_VARIABLES}
 
@@ -150,7 +150,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         "AIRFLOW_QUEUE": prefix,
         "RETRAINER_DVC_REMOTE_URL": str(root / "dvc-remote"),
     }
-    stack = st.DistributedStack(
+    stack = distributed.DistributedStack(
         REPO_ROOT,
         root / "home",
         ports["api"],
@@ -163,10 +163,10 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     )
     databases = [variables["AIRFLOW_DB"], variables["MLFLOW_DB"], variables["MLFLOW_AUTH_DB"]]
     try:
-        st.cmd_up_distributed(stack, seed=False, out=lambda _: None)
+        distributed.cmd_up_distributed(stack, seed=False, out=lambda _: None)
         yield Topology(stack, params_file, stack.resolved_variables())
     finally:
-        st.stop(stack.home, out=lambda _: None)
+        processes.stop(stack.home, out=lambda _: None)
         _drop(databases)
         client = redis.Redis(host=REDIS[0], port=REDIS[1], db=int(REDIS_DB))
         for key in client.scan_iter(match=f"*{prefix}*"):  # only our queue's keys, never the whole DB

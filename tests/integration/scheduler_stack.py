@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from retrainer import stack
 from retrainer.config import load_params
+from retrainer.names import DVC_POOL
+from retrainer_launcher import airflow_api, airflow_env, common, credentials, http_client, local, processes
 from tests.conftest import REPO_ROOT, seed, write_project
 
 ROWS_PER_DAY = 300
@@ -58,7 +59,7 @@ class Stack:
 
     def __init__(self, root: Path, home: Path, env: dict[str, str], port: int):
         self.root, self.home, self.env = root, home, env
-        self.api = stack.api_url(port)
+        self.api = airflow_api.api_url(port)
         self.params = load_params(env["RETRAINER_PARAMS"])
         self._token: str | None = None
         self._token_at = 0.0
@@ -66,12 +67,12 @@ class Stack:
     @property
     def token(self) -> str:
         if self._token is None or time.monotonic() - self._token_at > 600:
-            self._token = stack.api_token(self.api, stack.ADMIN_USER, stack.ensure_admin_password(self.home))
+            self._token = airflow_api.api_token(self.api, credentials.ADMIN_USER, credentials.ensure_admin_password(self.home))
             self._token_at = time.monotonic()
         return self._token
 
     def rest(self, method: str, path: str, body=None):
-        return stack.http(method, f"{self.api}/api/v2/{path}", body, self.token)
+        return http_client.http(method, f"{self.api}/api/v2/{path}", body, self.token)
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         done = subprocess.run(
@@ -97,13 +98,13 @@ class Stack:
                 continue
             parts.append(f"=== {dag_id} {run['dag_run_id']}: {run.get('state')}")
             try:
-                for ti in stack.failed_tasks(self.api, self.token, dag_id, run["dag_run_id"]):
+                for ti in airflow_api.failed_tasks(self.api, self.token, dag_id, run["dag_run_id"]):
                     if ti.get("state") == "failed":
                         parts.append(f"--- {ti['task_id']} (try {ti.get('try_number')}):")
-                        parts.append(stack.task_log_tail(self.api, self.token, dag_id, run["dag_run_id"], ti, 80))
-            except stack.StackError as exc:
+                        parts.append(airflow_api.task_log_tail(self.api, self.token, dag_id, run["dag_run_id"], ti, 80))
+            except common.StackError as exc:
                 parts.append(f"(could not read task logs: {exc})")
-        parts.append("=== scheduler log tail:\n" + stack.tail(stack.log_file(self.home, "scheduler"), 30))
+        parts.append("=== scheduler log tail:\n" + processes.tail(processes.log_file(self.home, "scheduler"), 30))
         return "\n".join(parts)
 
     def wait_backfill(self, backfill_id: int, timeout: float = BACKFILL_TIMEOUT) -> dict:
@@ -122,7 +123,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         while True:
             chosen = [r for r in self.runs(dag_id) if select(r)]
-            ended = [r for r in chosen if r["state"] in stack.TERMINAL_RUN_STATES]
+            ended = [r for r in chosen if r["state"] in airflow_api.TERMINAL_RUN_STATES]
             if any(r["state"] == "failed" for r in ended):
                 pytest.fail(f"{what}: a run failed\n{self.failure_report(dag_id, ended)}")
             if len(ended) >= count:
@@ -142,7 +143,7 @@ def scheduler_stack(
     *,
     rows_per_day: int = ROWS_PER_DAY,
     dags_folder: Path | None = None,
-    executor: str = stack.LOCAL_EXECUTOR,
+    executor: str = airflow_env.LOCAL_EXECUTOR,
     project: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """A project under ``root`` whose SQL source holds ``first_day``..``last_day``, and a running stack on it.
@@ -154,7 +155,7 @@ def scheduler_stack(
     seed(params_file, end=last_day, days=(last_day - first_day).days + 1, rows_per_day=rows_per_day)
     api_port, worker_log_port, trigger_log_port = ports()
     home = root / ".airflow"
-    env = stack.airflow_env(
+    env = airflow_env.airflow_env(
         root,
         home,
         port=api_port,
@@ -175,14 +176,14 @@ def scheduler_stack(
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         },
     )
-    for user in stack.STACK_USERS:  # admin, and the viewer and op logins of the control-room tests
-        stack.ensure_admin_password(home, user)
-    stack.migrate_db(env, home, out=lambda _msg: None)
-    processes = stack.start_airflow(env, home, cwd=root)
+    for user in credentials.STACK_USERS:  # admin, and the viewer and op logins of the control-room tests
+        credentials.ensure_admin_password(home, user)
+    airflow_env.migrate_db(env, home, out=lambda _msg: None)
+    started = local.start_airflow(env, home, cwd=root)
     try:
-        stack.wait_airflow_healthy(stack.api_url(api_port), timeout=STACK_START_TIMEOUT, processes=processes)
+        airflow_api.wait_airflow_healthy(airflow_api.api_url(api_port), timeout=STACK_START_TIMEOUT, processes=started)
         running = Stack(root, home, env, api_port)
-        stack.ensure_pool(running.api, running.token, stack.DVC_POOL, 1)
+        airflow_api.ensure_pool(running.api, running.token, DVC_POOL, 1)
         yield running
     finally:
-        stack.stop(home, out=lambda _msg: None)
+        processes.stop(home, out=lambda _msg: None)

@@ -3,7 +3,7 @@
 `docker compose config` (the Docker CLI plugin, else the docker-compose binary pinned in
 requirements.txt) resolves the file with the same variables the native launcher uses; every service
 and every setting must come out the same, apart from the few a container gets from being one
-(retrainer.topology.NATIVE_ONLY_KEYS). No service is started here.
+(retrainer_launcher.topology.NATIVE_ONLY_KEYS). No service is started here.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from retrainer import stack as st
-from retrainer import topology
+from retrainer_launcher import distributed, topology
 from tests.conftest import REPO_ROOT, write_project
 
 pytestmark = pytest.mark.integration
@@ -47,10 +46,10 @@ def compose_config(variables: dict[str, str], tmp_path: Path) -> dict:
 
 
 @pytest.fixture
-def native(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> st.DistributedStack:
+def native(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> distributed.DistributedStack:
     for name in (*topology.SECRET_VARIABLES, "POSTGRES_HOST", "REDIS_HOST", "RETRAINER_PARAMS_FILE"):
         monkeypatch.delenv(name, raising=False)
-    return st.DistributedStack(
+    return distributed.DistributedStack(
         REPO_ROOT, tmp_path / "home", 8123, 5123, params_file=write_project(tmp_path / "project"),
         variables={"AIRFLOW_DB": "agree_airflow", "REDIS_DB": "3"}, use_dotenv=False,
         worker_log_ports=(9001, 9002), trigger_log_port=9003,
@@ -85,7 +84,7 @@ def test_the_compose_file_is_valid_and_refuses_to_start_without_secrets(tmp_path
         assert done.returncode != 0 and f"required variable {missing} is missing a value" in done.stderr
 
 
-def test_the_native_launcher_runs_what_compose_resolves(native: st.DistributedStack, tmp_path: Path) -> None:
+def test_the_native_launcher_runs_what_compose_resolves(native: distributed.DistributedStack, tmp_path: Path) -> None:
     variables = native.resolved_variables()
     config = compose_config(variables, tmp_path)["services"]
     ours = topology.default_services(topology.services(native.compose_path, variables))

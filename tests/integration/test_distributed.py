@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from retrainer import stack as st
+from retrainer_launcher import airflow_api, http_client
 from tests.conftest import AS_OF
 from tests.integration.conftest import Topology, days_before
 
@@ -25,16 +25,16 @@ RUNS: dict[str, list[str]] = {}
 
 
 def _tis(topology: Topology, token: str, run_id: str) -> list[dict]:
-    return st.task_instances(topology.api, token, DAG, run_id)
+    return airflow_api.task_instances(topology.api, token, DAG, run_id)
 
 
 def _wait(topology: Topology, token: str, run_id: str, timeout: float = 420) -> dict:
     lines: list[str] = []
-    run = st.wait_for_run(topology.api, token, DAG, run_id, timeout=timeout, poll=3, out=lines.append)
+    run = airflow_api.wait_for_run(topology.api, token, DAG, run_id, timeout=timeout, poll=3, out=lines.append)
     if run["state"] != "success":
         logs = [
-            st.task_log_tail(topology.api, token, DAG, run_id, ti)
-            for ti in st.failed_tasks(topology.api, token, DAG, run_id)
+            airflow_api.task_log_tail(topology.api, token, DAG, run_id, ti)
+            for ti in airflow_api.failed_tasks(topology.api, token, DAG, run_id)
         ]
         pytest.fail(f"run {run_id} ended {run['state']}:\n" + "\n".join(lines) + "\n" + "\n".join(logs))
     return run
@@ -46,7 +46,7 @@ def _mlflow_runs(topology: Topology) -> list[dict]:
     import base64
 
     auth = base64.b64encode(f"admin:{topology.variables['MLFLOW_ADMIN_PASSWORD']}".encode()).decode()
-    answer = st.http(
+    answer = http_client.http(
         "POST",
         f"{topology.mlflow}/api/2.0/mlflow/runs/search",
         {"experiment_ids": [experiment_id], "max_results": 100},
@@ -61,13 +61,13 @@ def _tags(run: dict) -> dict[str, str]:
 
 def test_a_training_run_succeeds_on_celery_and_postgres(topology: Topology) -> None:
     token = topology.token()
-    st.wait_for_dag(topology.api, token, DAG, timeout=180, out=lambda _: None)
-    st.set_paused(topology.api, token, DAG, paused=False)
+    airflow_api.wait_for_dag(topology.api, token, DAG, timeout=180, out=lambda _: None)
+    airflow_api.set_paused(topology.api, token, DAG, paused=False)
     started = time.monotonic()
-    run = st.trigger_run(topology.api, token, DAG, {"as_of": AS_OF.isoformat(), "note": "integration"})
+    run = airflow_api.trigger_run(topology.api, token, DAG, {"as_of": AS_OF.isoformat(), "note": "integration"})
     finished = _wait(topology, token, run["dag_run_id"])
     print(f"training run on Celery/Postgres: {time.monotonic() - started:.0f}s from trigger to end, "
-          f"{st._duration(finished):.0f}s running")
+          f"{airflow_api.run_duration(finished):.0f}s running")
     RUNS["first"] = [run["dag_run_id"]]
 
     tis = _tis(topology, token, run["dag_run_id"])
@@ -89,13 +89,13 @@ def test_a_drift_triggered_run_and_a_four_day_backfill_spread_over_both_workers(
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps({"dataset_drift": True, "drift_share": 0.6}))
     # What drift_monitor sends: the same REST call, with the reason and its report.
-    drift = st.trigger_run(
+    drift = airflow_api.trigger_run(
         topology.api, token, DAG,
         {"as_of": AS_OF.isoformat(), "reason": "drift", "report": str(report), "force": True},
         note="drift detected",
     )
     first, last = days_before(4), days_before(1)
-    backfill = st.http(
+    backfill = http_client.http(
         "POST",
         f"{topology.api}/api/v2/backfills",
         {
@@ -110,10 +110,10 @@ def test_a_drift_triggered_run_and_a_four_day_backfill_spread_over_both_workers(
     assert backfill["max_active_runs"] == 4
 
     def backfill_runs() -> list[dict]:
-        answer = st.http("GET", f"{topology.api}/api/v2/dags/{DAG}/dagRuns?run_type=backfill&limit=100", token=token)
+        answer = http_client.http("GET", f"{topology.api}/api/v2/dags/{DAG}/dagRuns?run_type=backfill&limit=100", token=token)
         return answer.get("dag_runs", [])
 
-    runs = st.wait_for("4 backfill runs", lambda: (r := backfill_runs()) and len(r) >= 4 and r, 120, 2.0)
+    runs = http_client.wait_for("4 backfill runs", lambda: (r := backfill_runs()) and len(r) >= 4 and r, 120, 2.0)
     assert len(runs) == 4
     RUNS["drift"] = [drift["dag_run_id"]]
     RUNS["backfill"] = [r["dag_run_id"] for r in runs]

@@ -27,9 +27,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from retrainer import stack
 from retrainer.datagen import generate_day
 from retrainer.storage import md5_file, partition_file
+from retrainer_launcher import airflow_api
 from tests.conftest import AS_OF
 from tests.integration.scheduler_stack import BACKFILL_TIMEOUT, ROWS_PER_DAY, RUN_TIMEOUT, scheduler_stack
 
@@ -48,9 +48,9 @@ def running(tmp_path_factory):
 
 def test_dags_are_parsed_paused_and_training_shows_its_next_run(running):
     for dag_id in ("training", "ingest_landing"):
-        dag = stack.wait_for_dag(running.api, running.token, dag_id, timeout=120, out=lambda _msg: None)
+        dag = airflow_api.wait_for_dag(running.api, running.token, dag_id, timeout=120, out=lambda _msg: None)
         assert dag["is_paused"], f"{dag_id} must start paused"
-    assert stack.import_errors(running.api, running.token) == []
+    assert airflow_api.import_errors(running.api, running.token) == []
     running.cli("dags", "unpause", "training")
     running.cli("dags", "unpause", "ingest_landing")
     deadline = time.monotonic() + 60
@@ -80,8 +80,8 @@ def test_a_file_dropped_in_the_landing_folder_trains_a_model_for_its_day(running
     assert (landed.parent / "source.json").exists() and (landed.parent / "part.parquet.dvc").exists()
 
     [landing_run] = [r for r in running.runs("ingest_landing") if r["state"] == "success"][:1]
-    tis = {t["task_id"]: t["state"] for t in stack.task_instances(running.api, running.token, "ingest_landing",
-                                                                   landing_run["dag_run_id"])}
+    tis = {t["task_id"]: t["state"] for t in airflow_api.task_instances(running.api, running.token, "ingest_landing",
+                                                                         landing_run["dag_run_id"])}
     assert tis["wait_for_files"] == "success" and tis["trigger_training"] == "success", tis
 
     versions = _versions(params)
@@ -107,7 +107,7 @@ def test_a_seven_day_backfill_with_two_runs_at_a_time(running):
     retried = [
         (r["dag_run_id"], t["task_id"], t["try_number"])
         for r in runs
-        for t in stack.task_instances(running.api, running.token, "training", r["dag_run_id"])
+        for t in airflow_api.task_instances(running.api, running.token, "training", r["dag_run_id"])
         if t["try_number"] != 1
     ]
     assert retried == [], f"tasks that needed another try: {retried}"

@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from retrainer import stack as st
+from retrainer_launcher import airflow_api, http_client
 from tests.conftest import AS_OF, REPO_ROOT
 from tests.integration.conftest import Topology
 
@@ -20,8 +21,8 @@ DAG = "training"
 
 def _status(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> int:
     try:
-        st.http(method, url, body, headers=headers)
-    except st.HttpError as exc:
+        http_client.http(method, url, body, headers=headers)
+    except http_client.HttpError as exc:
         return exc.status
     return 200
 
@@ -54,7 +55,7 @@ def test_the_mlflow_server_refuses_anonymous_and_wrong_password_writes(topology:
     assert _status("GET", f"{topology.mlflow}/api/2.0/mlflow/experiments/search?max_results=1") == 401
     artifact = f"{topology.mlflow}/api/2.0/mlflow-artifacts/artifacts/anonymous.txt"
     assert _status("PUT", artifact, {"x": 1}) == 401
-    assert st.mlflow_healthy(topology.mlflow)  # the health check stays open for probes
+    assert airflow_api.mlflow_healthy(topology.mlflow)  # the health check stays open for probes
     # The server is the compose file's mlflow service, whose entrypoint enables the basic-auth app.
     serve = (REPO_ROOT / "deploy" / "mlflow" / "serve.sh").read_text()
     assert "exec mlflow server --app-name basic-auth" in serve
@@ -68,21 +69,21 @@ def test_trigger_inputs_with_sql_or_dotdot_are_refused(topology: Topology) -> No
         ({"report": "../../../etc/passwd"}, "report"),
         ({"reason": "drift' OR '1'='1"}, "reason"),
     ):
-        with pytest.raises(st.HttpError) as refused:
-            st.trigger_run(topology.api, token, DAG, conf)
+        with pytest.raises(http_client.HttpError) as refused:
+            airflow_api.trigger_run(topology.api, token, DAG, conf)
         assert refused.value.status == 400 and f"Invalid input for param {field}" in refused.value.body
 
     # A path without '..' passes the form but not the task: it must lie inside reports/.
-    st.wait_for_dag(topology.api, token, DAG, timeout=180, out=lambda _: None)
-    st.set_paused(topology.api, token, DAG, paused=False)  # DAGs start paused; this test may run alone
-    run = st.trigger_run(topology.api, token, DAG, {"as_of": AS_OF.isoformat(), "report": "/etc/passwd"})
-    ended = st.wait_for_run(topology.api, token, DAG, run["dag_run_id"], timeout=300, poll=3, out=lambda _: None)
+    airflow_api.wait_for_dag(topology.api, token, DAG, timeout=180, out=lambda _: None)
+    airflow_api.set_paused(topology.api, token, DAG, paused=False)  # DAGs start paused; this test may run alone
+    run = airflow_api.trigger_run(topology.api, token, DAG, {"as_of": AS_OF.isoformat(), "report": "/etc/passwd"})
+    ended = airflow_api.wait_for_run(topology.api, token, DAG, run["dag_run_id"], timeout=300, poll=3, out=lambda _: None)
     assert ended["state"] == "failed"
-    (ingest,) = [ti for ti in st.task_instances(topology.api, token, DAG, run["dag_run_id"]) if ti["task_id"] == "ingest"]
+    (ingest,) = [ti for ti in airflow_api.task_instances(topology.api, token, DAG, run["dag_run_id"]) if ti["task_id"] == "ingest"]
     assert ingest["state"] == "failed" and ingest["try_number"] == 1  # refused at once, not retried
-    log = st.task_log_tail(topology.api, token, DAG, run["dag_run_id"], ingest, lines=400)
+    log = airflow_api.task_log_tail(topology.api, token, DAG, run["dag_run_id"], ingest, lines=400)
     assert "report: '/etc/passwd' is outside the reports folder" in log
-    assert st.http("GET", runs + "?limit=1", token=token)  # the API still answers
+    assert http_client.http("GET", runs + "?limit=1", token=token)  # the API still answers
 
 
 def _leaks(text: str, secrets: dict[str, str]) -> list[str]:
@@ -101,26 +102,26 @@ def test_no_secret_in_logs_xcom_or_mlflow(topology: Topology) -> None:
     assert not leaked_in_logs
 
     token = topology.token()
-    answer = st.http("GET", f"{topology.api}/api/v2/dags/{DAG}/dagRuns?limit=100", token=token)
+    answer = http_client.http("GET", f"{topology.api}/api/v2/dags/{DAG}/dagRuns?limit=100", token=token)
     trained = [r for r in answer["dag_runs"] if r["state"] == "success" and (r.get("conf") or {}).get("as_of")]
     if not trained:
         # Run alone (without test_distributed before it): make one model-making run to look into.
-        st.set_paused(topology.api, token, DAG, paused=False)
-        run = st.trigger_run(topology.api, token, DAG, {"as_of": AS_OF.isoformat()})
-        ended = st.wait_for_run(topology.api, token, DAG, run["dag_run_id"], timeout=600, poll=3, out=lambda _: None)
+        airflow_api.set_paused(topology.api, token, DAG, paused=False)
+        run = airflow_api.trigger_run(topology.api, token, DAG, {"as_of": AS_OF.isoformat()})
+        ended = airflow_api.wait_for_run(topology.api, token, DAG, run["dag_run_id"], timeout=600, poll=3, out=lambda _: None)
         assert ended["state"] == "success", ended
-        answer = st.http("GET", f"{topology.api}/api/v2/dags/{DAG}/dagRuns?limit=100", token=token)
+        answer = http_client.http("GET", f"{topology.api}/api/v2/dags/{DAG}/dagRuns?limit=100", token=token)
     checked = 0
     for run in answer["dag_runs"]:
         rid = run["dag_run_id"]
-        xcoms = st.http(
-            "GET", f"{topology.api}/api/v2/dags/{DAG}/dagRuns/{st.urllib.parse.quote(rid, safe='')}"
+        xcoms = http_client.http(
+            "GET", f"{topology.api}/api/v2/dags/{DAG}/dagRuns/{urllib.parse.quote(rid, safe='')}"
             "/taskInstances/~/xcomEntries?limit=1000", token=token,
         )
         for entry in xcoms.get("xcom_entries", []):
-            value = st.http(
+            value = http_client.http(
                 "GET",
-                f"{topology.api}/api/v2/dags/{DAG}/dagRuns/{st.urllib.parse.quote(rid, safe='')}/taskInstances/"
+                f"{topology.api}/api/v2/dags/{DAG}/dagRuns/{urllib.parse.quote(rid, safe='')}/taskInstances/"
                 f"{entry['task_id']}/xcomEntries/{entry['key']}?map_index={entry.get('map_index', -1)}&stringify=true",
                 token=token,
             )

@@ -73,8 +73,8 @@ def test_preloading_executor_imports_before_forking_its_workers_unless_turned_of
 
 
 def test_the_local_stack_uses_the_preloading_executor() -> None:
-    from retrainer import stack
+    from retrainer_launcher import airflow_env
 
-    assert stack.LOCAL_EXECUTOR == "retrainer.executor.PreloadingLocalExecutor"
-    module, _, name = stack.LOCAL_EXECUTOR.rpartition(".")
+    assert airflow_env.LOCAL_EXECUTOR == "retrainer_airflow.executor.PreloadingLocalExecutor"
+    module, _, name = airflow_env.LOCAL_EXECUTOR.rpartition(".")
     assert getattr(__import__(module, fromlist=[name]), name).__mro__[1].__name__ == "LocalExecutor"

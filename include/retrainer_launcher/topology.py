@@ -1,15 +1,23 @@
 """The production topology, read from ``docker-compose.yaml``: one source of settings for two launchers.
 
 ``docker compose up`` runs the services of docker-compose.yaml in containers; ``make up-distributed``
-(:func:`retrainer.stack.cmd_up_distributed`) runs the same services as processes on this machine,
-against its own PostgreSQL and Redis. Both take every setting from the compose file: this module
-loads it, interpolates ``${VAR}`` expressions the way Compose does, and maps each service to the
-process(es) that stand for it natively. Only the variables differ (hosts, ports, paths, database
-names), never the settings built from them.
+(:func:`retrainer_launcher.distributed.cmd_up_distributed`) runs the same services as processes on
+this machine, against its own PostgreSQL and Redis. Both take every setting from the compose file:
+this module loads it, interpolates ``${VAR}`` expressions the way Compose does, and maps each service
+to the process(es) that stand for it natively. Only the variables differ (hosts, ports, paths,
+database names), never the settings built from them.
+
+The interpolation is Compose's own grammar, written here because neither library at hand has it:
+python-dotenv expands only ``${VAR}`` and ``${VAR:-default}``, and :class:`string.Template` has no
+operators at all, while the compose file needs ``${VAR:?error}`` (every secret is required), nested
+defaults (``${RETRAINER_PARAMS_FILE:-${RETRAINER_ROOT:-/opt/retrainer}/params.yaml}``) and ``$$``;
+tests/integration/test_compose_config.py checks that it resolves the file as ``docker compose
+config`` does. The project's ``.env`` is read by :func:`retrainer_launcher.envfile.read_env_file`.
 
 The command line (run inside the image by the ``airflow-init`` service, and by the native launcher)::
 
-    python -m retrainer.topology write-passwords   # Airflow's login file from AIRFLOW_*_PASSWORD
+    python -m retrainer_launcher.topology write-passwords   # Airflow's login file from AIRFLOW_*_PASSWORD
+    python -m retrainer_launcher.topology compose-config    # `docker compose config --quiet`
 
 This module imports only the standard library at import time (PyYAML inside functions).
 """
@@ -27,6 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from retrainer_launcher.envfile import write_private
 
 COMPOSE_FILE = "docker-compose.yaml"
 ENV_FILE = ".env"
@@ -260,28 +270,6 @@ def default_services(specs: Mapping[str, ServiceSpec]) -> dict[str, ServiceSpec]
 # --------------------------------------------------------------------------------------------------
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """A Compose ``.env`` file: ``KEY=value`` lines, # comments, optional quotes around the value."""
-    values: dict[str, str] = {}
-    if not Path(path).exists():
-        return values
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].strip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not _NAME.fullmatch(key):
-            raise TopologyError(f"{path}:{number}: expected KEY=value")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
-
-
 def generate_secret(name: str) -> str:
     """A fresh value for one of :data:`SECRET_VARIABLES` (URL-safe; a Fernet key for the Fernet key)."""
     if name == "AIRFLOW_FERNET_KEY":
@@ -340,6 +328,10 @@ def worker_hostname() -> str:
     return os.environ.get("RETRAINER_WORKER_HOSTNAME") or socket.getfqdn()
 
 
+# ``[core] hostname_callable`` names it by its import path.
+WORKER_HOSTNAME_CALLABLE = "retrainer_launcher.topology.worker_hostname"
+
+
 # --------------------------------------------------------------------------------------------------
 # Airflow's login file
 # --------------------------------------------------------------------------------------------------
@@ -353,16 +345,7 @@ def write_passwords_file(path: Path, environ: Mapping[str, str]) -> dict[str, st
         if not value:
             raise TopologyError(f"{variable} is not set: Airflow user {user!r} would have no password")
         passwords[user] = value
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(passwords, fh)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_private(Path(path), json.dumps(passwords))
     return passwords
 
 
@@ -399,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return subprocess.run([*command, "config", "--quiet"]).returncode  # noqa: S603 - fixed argv
     if args != ["write-passwords"]:
-        print("usage: python -m retrainer.topology write-passwords | compose-config", file=sys.stderr)
+        print("usage: python -m retrainer_launcher.topology write-passwords | compose-config", file=sys.stderr)
         return 2
     target = os.environ.get(PASSWORDS_FILE_KEY)
     if not target:

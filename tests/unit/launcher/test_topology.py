@@ -1,4 +1,5 @@
-"""retrainer.topology: Compose-style interpolation, .env files, the native process plan, the login file."""
+"""retrainer_launcher.topology: Compose-style interpolation, the login file, the workers' host names;
+the deployment overrides of params.yaml that the topology sets."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from retrainer import stack, topology
+from retrainer_launcher import topology
 from tests.conftest import REPO_ROOT, write_project
 
 VARS = {"A": "a", "EMPTY": "", "N": "5"}
@@ -58,16 +59,6 @@ def test_the_compose_file_has_no_default_secrets() -> None:
         assert f"${{{name}:-" not in text, f"{name} must not have a default in the compose file"
 
 
-def test_read_dotenv(tmp_path: Path) -> None:
-    env = tmp_path / ".env"
-    env.write_text("# comment\n\nA=1\nexport B='two words'\nC=\"x=y\"\nD=\n")
-    assert topology.read_dotenv(env) == {"A": "1", "B": "two words", "C": "x=y", "D": ""}
-    assert topology.read_dotenv(tmp_path / "missing") == {}
-    env.write_text("not a pair\n")
-    with pytest.raises(topology.TopologyError, match=r"\.env:1: expected KEY=value"):
-        topology.read_dotenv(env)
-
-
 def test_write_passwords_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     target = tmp_path / "auth" / "passwords.json"
     written = topology.write_passwords_file(
@@ -86,46 +77,6 @@ def test_write_passwords_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     assert json.loads(target.read_text()) == {"admin": "new", "op": "ops", "viewer": "view"}
     assert "new" not in capsys.readouterr().out  # the command never prints a password
     assert topology.main(["other"]) == 2
-
-
-def test_native_plan_runs_every_compose_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in topology.SECRET_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    params = write_project(tmp_path / "project")
-    distributed = stack.DistributedStack(
-        REPO_ROOT, tmp_path / "home", 8123, 5123, params_file=params, use_dotenv=False,
-        variables={"AIRFLOW_DB": "x_airflow", "REDIS_DB": "7"}, worker_log_ports=(9001, 9002),
-    )
-    plan = distributed.process_envs()
-    assert list(plan) == [
-        "api-server", "scheduler", "dag-processor", "triggerer", "celery-worker-1", "celery-worker-2", "mlflow",
-    ]
-    # Secrets were generated once, privately, and are reused.
-    secrets_file = tmp_path / "home" / stack.SECRETS_FILE
-    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
-    first = distributed.resolved_variables()
-    assert all(first[name] for name in topology.SECRET_VARIABLES)
-    assert distributed.resolved_variables() == first
-
-    argv, env = plan["celery-worker-2"]
-    assert argv[1:] == ["celery", "worker", "--celery-hostname", "worker-2@%h"]
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://default:{first['REDIS_PASSWORD']}@127.0.0.1:6379/7"
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@127.0.0.1:5432/x_airflow")
-    assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == "9002"
-    assert env["RETRAINER_WORKER_HOSTNAME"] == "127.0.0.2"
-    assert env["RETRAINER_PARAMS"] == str(params)
-    assert env["RETRAINER_TRACKING_URI"] == "http://localhost:5123"
-    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://localhost:8123/execution/"
-    ml_argv, ml_env = plan["mlflow"]
-    assert ml_argv[1:] == [str(REPO_ROOT / "deploy/mlflow/serve.sh"), "--host", "127.0.0.1", "--port", "5123",
-                           "--workers", "1", "--serve-artifacts", "--allowed-hosts",
-                           "mlflow,mlflow:5000,localhost,localhost:*,127.0.0.1:*"]
-    assert ml_env["MLFLOW_AUTH_ADMIN_PASSWORD"] == first["MLFLOW_ADMIN_PASSWORD"]
-
-    # The shell's environment wins over the native defaults, as it does over .env for Compose.
-    monkeypatch.setenv("POSTGRES_HOST", "db.internal")
-    assert "@db.internal:5432/" in distributed.process_envs()["scheduler"][1]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
 
 def test_worker_hostname(monkeypatch: pytest.MonkeyPatch) -> None:
