@@ -4,7 +4,7 @@ in the same Airflow.
 
     python bench/bench_overhead.py --json out.json [--quick] [--executors preload,plain]
 
-For each executor (``retrainer.executor.PreloadingLocalExecutor``, the project's default, and Airflow's
+For each executor (``retrainer_airflow.executor.PreloadingLocalExecutor``, the project's default, and Airflow's
 plain ``LocalExecutor`` for the before/after): a fresh project (params.yaml defaults: 28-day window,
 3 holdout days; 100k generated rows in the window), a real stack (scheduler, dag-processor, triggerer,
 api-server, SQLite; tests/integration/scheduler_stack.py) with the repo's DAGs plus
@@ -38,7 +38,7 @@ PROJECT = {
     "prepare": {"window_days": WINDOW_DAYS, "holdout_days": 3, "min_train_rows": 500},
     "landing": {"settle_seconds": 1},
 }
-EXECUTORS = {"preload": "retrainer.executor.PreloadingLocalExecutor", "stock": "LocalExecutor"}
+EXECUTORS = {"preload": "retrainer_airflow.executor.PreloadingLocalExecutor", "stock": "LocalExecutor"}
 TARGET = 1.25
 
 
@@ -123,7 +123,7 @@ def plain_run(params_file: Path, log: Path) -> dict:
     # The libraries are imported up front (timed), then the pipeline runs: the sum is what a plain
     # process pays; the split tells the imports (which the preloading scheduler pays once at start).
     code = (
-        "import json, sys, time; t0 = time.perf_counter(); from retrainer.preload import preload; preload();"
+        "import json, sys, time; t0 = time.perf_counter(); from retrainer_airflow.preload import preload; preload();"
         " t1 = time.perf_counter(); from datetime import date; from retrainer.config import load_params;"
         " from retrainer.pipeline import run_pipeline;"
         " out = run_pipeline(load_params(sys.argv[1]), date.fromisoformat(sys.argv[2]), {'dag_id': 'bench-plain'});"

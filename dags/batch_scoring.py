@@ -48,8 +48,8 @@ def batch_scoring():
     @task.sensor(poke_interval=300, timeout=6 * 3600, mode="reschedule", soft_fail=True)
     def partition_ready() -> PokeReturnValue:
         from airflow.sdk.exceptions import AirflowSkipException
+        from retrainer_airflow.tasks import registry_outcomes, task_params
 
-        from retrainer.airflow_support import registry_outcomes, task_params
         from retrainer.run_context import resolve_as_of
         from retrainer.scoring import partition_status
 
@@ -74,7 +74,8 @@ def batch_scoring():
     def score_champion(ready: dict) -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import registry_outcomes, task_params
+        from retrainer_airflow.tasks import registry_outcomes, task_params
+
         from retrainer.scoring import score_partition, summary_table
 
         run_id = get_current_context()["dag_run"].run_id
@@ -87,7 +88,8 @@ def batch_scoring():
     def score_shadow(ready: dict, champion: dict) -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import registry_outcomes, task_params
+        from retrainer_airflow.tasks import registry_outcomes, task_params
+
         from retrainer.scoring import score_shadow as shadow_score
         from retrainer.scoring import summary_table
 

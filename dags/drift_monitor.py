@@ -80,7 +80,8 @@ def drift_monitor():
 
     @task
     def record_trigger(checked: dict) -> dict:
-        from retrainer.airflow_support import task_params
+        from retrainer_airflow.tasks import task_params
+
         from retrainer.monitor import record_trigger as record
 
         trigger = record(

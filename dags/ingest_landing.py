@@ -24,9 +24,8 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.providers.standard.sensors.filesystem import FileSensor
 from airflow.sdk import Asset, dag, get_current_context, task
+from retrainer_airflow.tasks import landing_glob
 from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
-
-from retrainer.airflow_support import landing_glob
 
 DVC_POOL = "dvc"  # one slot: DVC work on the repository is serialized
 RAW_PARTITIONS = Asset(name="retrainer_raw_partitions")
@@ -58,7 +57,8 @@ def ingest_landing():
 
     @task
     def claim_files() -> dict:
-        from retrainer.airflow_support import task_params
+        from retrainer_airflow.tasks import task_params
+
         from retrainer.landing import claim_files as claim
 
         claimed = claim(task_params())
@@ -73,7 +73,8 @@ def ingest_landing():
     @task(pool=DVC_POOL, outlets=[RAW_PARTITIONS])
     def ingest_files(claimed: dict) -> list[dict]:
         """Returns one trigger (run id, conf) per covered day; the whole summary goes to XCom "summary"."""
-        from retrainer.airflow_support import task_params
+        from retrainer_airflow.tasks import task_params
+
         from retrainer.landing import describe, ingest_staged
 
         summary = ingest_staged(task_params())

@@ -56,7 +56,8 @@ from retrainer_notifier import notified_task_defaults  # plugins/: task log + op
 def promote():
     @task
     def check() -> dict:
-        from retrainer.airflow_support import registry_outcomes, task_params
+        from retrainer_airflow.tasks import registry_outcomes, task_params
+
         from retrainer.register import plan_promotion
 
         chosen = get_current_context()["params"]
@@ -70,7 +71,8 @@ def promote():
 
     @task
     def move(plan: dict) -> dict:
-        from retrainer.airflow_support import registry_outcomes, run_user, task_params
+        from retrainer_airflow.tasks import registry_outcomes, run_user, task_params
+
         from retrainer.register import promote_version
 
         context = get_current_context()

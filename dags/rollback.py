@@ -44,7 +44,8 @@ from retrainer_notifier import notified_task_defaults  # plugins/: task log + op
 def rollback():
     @task
     def plan() -> dict:
-        from retrainer.airflow_support import registry_outcomes, task_params
+        from retrainer_airflow.tasks import registry_outcomes, task_params
+
         from retrainer.register import plan_rollback
 
         chosen = get_current_context()["params"]
@@ -55,7 +56,8 @@ def rollback():
 
     @task
     def move(planned: dict) -> dict:
-        from retrainer.airflow_support import registry_outcomes, run_user, task_params
+        from retrainer_airflow.tasks import registry_outcomes, run_user, task_params
+
         from retrainer.register import rollback as move_back
 
         context = get_current_context()

@@ -80,7 +80,8 @@ def training():
     def ingest() -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import airflow_outcomes, run_facts, task_params
+        from retrainer_airflow.tasks import airflow_outcomes, run_facts, task_params
+
         from retrainer.pipeline import step_ingest
 
         with airflow_outcomes():
@@ -96,7 +97,8 @@ def training():
     def prepare(validated: dict) -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import airflow_outcomes, task_params
+        from retrainer_airflow.tasks import airflow_outcomes, task_params
+
         from retrainer.pipeline import step_prepare
 
         facts = validated["run"]
@@ -112,7 +114,8 @@ def training():
 
     @task
     def evaluate(trained: dict) -> dict:
-        from retrainer.airflow_support import airflow_outcomes, task_params
+        from retrainer_airflow.tasks import airflow_outcomes, task_params
+
         from retrainer.pipeline import step_evaluate
 
         with airflow_outcomes():

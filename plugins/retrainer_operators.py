@@ -77,7 +77,8 @@ def _push_link(context: Context, link: type[_PushedLink], url: str | None) -> No
 def _lineage_page(dag_id: str, run_id: str) -> str:
     from urllib.parse import quote
 
-    from retrainer.airflow_support import link_base_url
+    from retrainer_airflow.links import link_base_url
+
     from retrainer.control_room import URL_PREFIX
 
     return f"{link_base_url()}{URL_PREFIX}/runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
@@ -97,7 +98,9 @@ class ValidateOperator(BaseOperator):
     def execute(self, context: Context) -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import airflow_outcomes, link_base_url, task_params
+        from retrainer_airflow.links import link_base_url
+        from retrainer_airflow.tasks import airflow_outcomes, task_params
+
         from retrainer.control_room import report_url, validation_report
         from retrainer.pipeline import step_validate
 
@@ -127,7 +130,8 @@ class TrainOperator(BaseOperator):
         self.prepared = prepared
 
     def execute(self, context: Context) -> dict:
-        from retrainer.airflow_support import airflow_outcomes, task_params
+        from retrainer_airflow.tasks import airflow_outcomes, task_params
+
         from retrainer.control_room import mlflow_run_link, mlflow_ui_url
         from retrainer.pipeline import step_train
         from retrainer.tracking import mlflow_client
@@ -158,7 +162,8 @@ class RegisterOperator(BaseOperator):
         self.evaluated = evaluated
 
     def execute(self, context: Context) -> dict:
-        from retrainer.airflow_support import airflow_outcomes, task_params
+        from retrainer_airflow.tasks import airflow_outcomes, task_params
+
         from retrainer.control_room import mlflow_ui_url, mlflow_version_link
         from retrainer.pipeline import step_register
 
@@ -186,7 +191,9 @@ class DriftCheckOperator(BaseOperator):
     def execute(self, context: Context) -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import airflow_outcomes, link_base_url, monitor_facts, task_params
+        from retrainer_airflow.links import link_base_url
+        from retrainer_airflow.tasks import airflow_outcomes, monitor_facts, task_params
+
         from retrainer.control_room import report_path, report_url
         from retrainer.monitor import run_check
 

@@ -80,7 +80,7 @@ SECRET_KEYS = (FERNET_KEY, JWT_SECRET, API_SECRET_KEY)
 # LocalExecutor that imports pandas, scikit-learn, MLflow, GX, Evidently and DVC once in the scheduler
 # before forking its workers, so task processes (forked from them) never import them again; see
 # retrainer/preload.py. bench/bench_overhead.py measures it against the plain "LocalExecutor".
-LOCAL_EXECUTOR = "retrainer.executor.PreloadingLocalExecutor"
+LOCAL_EXECUTOR = "retrainer_airflow.executor.PreloadingLocalExecutor"
 FS_DEFAULT_CONN = '{"conn_type": "fs", "extra": {"path": "/"}}'
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 MLFLOW_COMPONENT = "mlflow"

@@ -30,7 +30,7 @@ def test_airflow_env_points_everything_at_the_project(tmp_path: Path) -> None:
     assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(root.resolve() / "plugins")
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "True"
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "retrainer.executor.PreloadingLocalExecutor"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "retrainer_airflow.executor.PreloadingLocalExecutor"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://localhost:8123/execution/"
     assert env["AIRFLOW__API__PORT"] == "8123"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{home.resolve() / 'airflow.db'}?timeout=60"
