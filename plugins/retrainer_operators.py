@@ -4,6 +4,8 @@
 and register steps; ``DriftCheckOperator`` runs `drift_monitor`'s check. Their bodies are the library's
 steps (``retrainer.pipeline``, ``retrainer.monitor``), exactly as the TaskFlow tasks they replace: same
 task ids, inputs (templated, so an upstream ``XComArg`` resolves at run time), return values and logs.
+An operator exists here only for its link (TaskFlow tasks cannot carry extra links): a step with
+nothing to link to stays a TaskFlow task in its DAG file.
 
 Like the TaskFlow tasks they replace (``-> dict``), they push their result both as ``return_value`` and
 key by key (``multiple_outputs``): drift_monitor's trigger reads ``check``'s ``trigger_run_id`` XCom.
