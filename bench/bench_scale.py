@@ -7,7 +7,7 @@ seeded by ``retrainer.datagen`` (seed 42) with the size spread over the window. 
 ``retrainer.pipeline``, each step at every size back to back (so the two sizes of a growth ratio are
 measured minutes apart), each in its own Python process (``python bench/bench_scale.py step ...``,
 under ``/usr/bin/time -v``; quick mode runs the six steps of a size in one process, which pays the
-imports once). Inside that process the libraries are imported first (``retrainer.preload``, as the
+imports once). Inside that process the libraries are imported first (``retrainer_airflow.preload``, as the
 preloading executor does), then the peak resident size is reset (Linux ``clear_refs``) and the
 step runs: its wall and CPU time and its own peak memory above the process's baseline exclude the
 imports. The step's input is then loaded to measure its in-memory size (pandas, deep):
@@ -119,7 +119,7 @@ def step_main(args: argparse.Namespace) -> int:
     before = {name.split(".")[0] for name in sys.modules}
     import_s = 0.0
     if not args.cold:
-        from retrainer.preload import preload
+        from retrainer_airflow.preload import preload
 
         started = time.perf_counter()
         preload()

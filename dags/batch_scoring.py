@@ -6,6 +6,10 @@ quarantined day is skipped), scores it with ``models:/<name>@champion``, and, wh
 the challenger is a different version, with ``@challenger`` too, comparing the two. Predictions land
 as Parquet (``data/predictions/dt=.../<model>-v<N>.parquet``) and in the SQL table ``scoring.table``,
 with the model version on every row; a rerun replaces that day's rows of that version.
+
+Wiring only: TaskFlow tasks, each a call of ``retrainer.scoring`` inside
+``retrainer_airflow.tasks.registry_outcomes`` (which rule skips a day is ``scoring.readiness``'s). No
+step has a link to carry, the one reason a step is an operator in ``training``.
 """
 
 from __future__ import annotations
@@ -15,16 +19,18 @@ from datetime import datetime, timedelta
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task
 from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 
+from retrainer.names import BATCH_SCORING_DAG, CHAMPION, DAG_TAG
+
 
 @dag(
-    dag_id="batch_scoring",
+    dag_id=BATCH_SCORING_DAG,
     description="Score each day's validated partition with the champion (and the challenger in shadow)",
     # 02:00 UTC: the interval [D-1 02:00, D 02:00) scores day D-1, which the midnight training run ingested.
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=2,
-    tags=["retrainer", "scoring"],
+    tags=[DAG_TAG, "scoring"],
     default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
     params={
         "day": Param(
@@ -48,46 +54,41 @@ def batch_scoring():
     @task.sensor(poke_interval=300, timeout=6 * 3600, mode="reschedule", soft_fail=True)
     def partition_ready() -> PokeReturnValue:
         from airflow.sdk.exceptions import AirflowSkipException
+        from retrainer_airflow.tasks import registry_outcomes, task_params
 
-        from retrainer.airflow_support import registry_outcomes, task_params
-        from retrainer.run_context import resolve_as_of
-        from retrainer.scoring import partition_status
+        from retrainer.run_context import from_airflow
+        from retrainer.scoring import readiness
 
         context = get_current_context()
-        chosen = context["params"]
-        dag_run = context["dag_run"]
         with registry_outcomes():
             params = task_params()
-            day = resolve_as_of(
-                chosen.get("day"),
-                context.get("data_interval_start"),
-                getattr(dag_run, "run_after", None) or context.get("logical_date"),
-            )
-        status = partition_status(params, day)
-        print(f"partition dt={day.isoformat()}: {status}")
-        if status in ("quarantined", "failed_validation"):
-            raise AirflowSkipException(f"partition dt={day.isoformat()} is {status}: not scored")
-        shadow = params.scoring.shadow if chosen.get("shadow") is None else bool(chosen["shadow"])
-        return PokeReturnValue(is_done=status == "ready", xcom_value={"day": day.isoformat(), "shadow": shadow})
+            day = from_airflow(context).as_of  # the Day param, else the data interval, else the trigger day
+        ready = readiness(params, day, context["params"].get("shadow"))
+        print(f"partition dt={ready['day']}: {ready['status']}")
+        if ready["skip"]:
+            raise AirflowSkipException(ready["skip"])
+        return PokeReturnValue(is_done=ready["ready"], xcom_value={"day": ready["day"], "shadow": ready["shadow"]})
 
     @task
     def score_champion(ready: dict) -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import registry_outcomes, task_params
+        from retrainer_airflow.tasks import registry_outcomes, task_params
+
         from retrainer.scoring import score_partition, summary_table
 
         run_id = get_current_context()["dag_run"].run_id
         with registry_outcomes():
             result = score_partition(task_params(), date.fromisoformat(ready["day"]), scoring_run=run_id)
-        print(summary_table({"champion": result}))
+        print(summary_table({CHAMPION: result}))
         return result
 
     @task
     def score_shadow(ready: dict, champion: dict) -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import registry_outcomes, task_params
+        from retrainer_airflow.tasks import registry_outcomes, task_params
+
         from retrainer.scoring import score_shadow as shadow_score
         from retrainer.scoring import summary_table
 

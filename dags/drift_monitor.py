@@ -19,8 +19,10 @@ Daily (the completed day before 01:30 UTC), and whenever new raw partitions land
 ``record_trigger``
     Notes the trigger in the ledger; the cooldown counts from it.
 
-Wiring only: the logic is ``retrainer.monitor`` and ``retrainer.drift``. To see it react, inject
-drift into the demo source: ``make drift-demo`` (see the README).
+Wiring only: the logic is ``retrainer.monitor`` and ``retrainer.drift``. ``check`` is an operator of
+``plugins/retrainer_operators.py`` because its task links to the drift report (only an operator can
+carry an extra link); the other steps have nothing to link to and are TaskFlow tasks or Airflow's
+operators. To see it react, inject drift into the demo source: ``make drift-demo`` (see the README).
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, P
 from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 from retrainer_operators import DriftCheckOperator  # plugins/: the check, with a link to its report
 
+from retrainer.names import DAG_TAG, DRIFT_MONITOR_DAG, RAW_PARTITIONS_ASSET, TRAINING_DAG
+
 # Updated by ingest_landing and by training's ingest whenever partitions are written.
-RAW_PARTITIONS = Asset("retrainer_raw_partitions")
-TRAINING_DAG_ID = "training"
+RAW_PARTITIONS = Asset(RAW_PARTITIONS_ASSET)
 
 
 @dag(
-    dag_id="drift_monitor",
+    dag_id=DRIFT_MONITOR_DAG,
     description="Evidently drift check of recent data against the champion's training data; retrain on drift",
     schedule=AssetOrTimeSchedule(
         timetable=CronDataIntervalTimetable("30 1 * * *", timezone="UTC"), assets=RAW_PARTITIONS
@@ -47,7 +50,7 @@ TRAINING_DAG_ID = "training"
     catchup=False,
     # Checks read and append the ledger in date order; one at a time keeps the history simple.
     max_active_runs=1,
-    tags=["retrainer", "monitoring"],
+    tags=[DAG_TAG, "monitoring"],
     default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
     params={
         "as_of": Param(
@@ -73,14 +76,15 @@ def drift_monitor():
     @task.short_circuit
     def should_retrain(checked: dict) -> bool:
         if checked["retrain"]:
-            print(f"retrain: triggering {TRAINING_DAG_ID} with conf {checked['trigger_conf']}")
+            print(f"retrain: triggering {TRAINING_DAG} with conf {checked['trigger_conf']}")
         else:
             print(f"no retrain ({checked['action']}): nothing triggered")
         return bool(checked["retrain"])
 
     @task
     def record_trigger(checked: dict) -> dict:
-        from retrainer.airflow_support import task_params
+        from retrainer_airflow.tasks import task_params
+
         from retrainer.monitor import record_trigger as record
 
         trigger = record(
@@ -90,21 +94,21 @@ def drift_monitor():
             checked["trigger_conf"]["report"],
             checked["champion_version"],
         )
-        print(f"recorded drift-triggered {TRAINING_DAG_ID} run {trigger['training_run_id']} for {trigger['as_of']}")
+        print(f"recorded drift-triggered {TRAINING_DAG} run {trigger['training_run_id']} for {trigger['as_of']}")
         return trigger
 
     # The check runs in an operator of plugins/retrainer_operators.py: its task links to the Evidently report.
     checked = DriftCheckOperator(task_id="check").output
     trigger_training = TriggerDagRunOperator(
         task_id="trigger_training",
-        trigger_dag_id=TRAINING_DAG_ID,
+        trigger_dag_id=TRAINING_DAG,
         trigger_run_id=checked["trigger_run_id"],
         conf=checked["trigger_conf"],
         # No logical date: the training run's as-of date comes from the conf.
         logical_date=None,
         skip_when_already_exists=True,
         wait_for_completion=False,
-        note="started by drift_monitor: retrain on drift",
+        note=f"started by {DRIFT_MONITOR_DAG}: retrain on drift",
     )
     should_retrain(checked) >> trigger_training >> record_trigger(checked)
 

@@ -14,7 +14,8 @@ The ingest task still updates the Asset ``retrainer_raw_partitions`` (days in it
 that react to new data in general.
 
 Runs back to back (``@continuous``, one at a time): each run waits for the next files. Wiring only;
-the logic is in ``retrainer.landing``.
+the logic is in ``retrainer.landing``, called from TaskFlow tasks (no step has a link to carry, the
+one reason a step is an operator in ``training``) between Airflow's own sensor and trigger operators.
 """
 
 from __future__ import annotations
@@ -24,22 +25,22 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.providers.standard.sensors.filesystem import FileSensor
 from airflow.sdk import Asset, dag, get_current_context, task
+from retrainer_airflow.tasks import landing_glob
 from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 
-from retrainer.airflow_support import landing_glob
+from retrainer.names import DAG_TAG, DVC_POOL, INGEST_LANDING_DAG, RAW_PARTITIONS_ASSET, TRAINING_DAG
 
-DVC_POOL = "dvc"  # one slot: DVC work on the repository is serialized
-RAW_PARTITIONS = Asset(name="retrainer_raw_partitions")
+RAW_PARTITIONS = Asset(name=RAW_PARTITIONS_ASSET)
 
 
 @dag(
-    dag_id="ingest_landing",
+    dag_id=INGEST_LANDING_DAG,
     description="Wait for files in the landing folder, stage them, write daily partitions, trigger training",
     schedule="@continuous",
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,  # required by @continuous; also keeps one claimer of the landing folder
-    tags=["retrainer"],
+    tags=[DAG_TAG],
     default_args=notified_task_defaults(2, timedelta(seconds=10)),
     user_defined_macros={"landing_glob": landing_glob},
     doc_md=__doc__,
@@ -58,7 +59,8 @@ def ingest_landing():
 
     @task
     def claim_files() -> dict:
-        from retrainer.airflow_support import task_params
+        from retrainer_airflow.tasks import task_params
+
         from retrainer.landing import claim_files as claim
 
         claimed = claim(task_params())
@@ -73,7 +75,8 @@ def ingest_landing():
     @task(pool=DVC_POOL, outlets=[RAW_PARTITIONS])
     def ingest_files(claimed: dict) -> list[dict]:
         """Returns one trigger (run id, conf) per covered day; the whole summary goes to XCom "summary"."""
-        from retrainer.airflow_support import task_params
+        from retrainer_airflow.tasks import task_params
+
         from retrainer.landing import describe, ingest_staged
 
         summary = ingest_staged(task_params())
@@ -102,7 +105,7 @@ def ingest_landing():
     triggers = ingest_files(claimed)
     trigger_training = TriggerDagRunOperator.partial(
         task_id="trigger_training",
-        trigger_dag_id="training",
+        trigger_dag_id=TRAINING_DAG,
         logical_date=None,  # like a UI trigger: the run's as-of date comes from its conf
         skip_when_already_exists=True,
         wait_for_completion=False,

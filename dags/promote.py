@@ -5,6 +5,10 @@ lock; versions whose gate failed, that are older than the champion, or that a ro
 refused unless *Override* is set. Who (the triggering user) and why are recorded on the version and in
 the registered model's champion history. Promoting the current champion changes nothing, so retries
 are safe.
+
+Wiring only: TaskFlow tasks, each a call of ``retrainer.register`` inside
+``retrainer_airflow.tasks.registry_outcomes``. No step has a link to carry, the one reason a step is
+an operator in ``training``.
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 
+from retrainer.names import DAG_TAG, PROMOTE_DAG
+
 
 @dag(
-    dag_id="promote",
+    dag_id=PROMOTE_DAG,
     description="Approve a model version: move the champion alias to it (check-and-set, recorded)",
     schedule=None,  # manual only: a person decides
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    tags=["retrainer", "registry"],
+    tags=[DAG_TAG, "registry"],
     default_args=notified_task_defaults(1, timedelta(seconds=15)),
     params={
         "version": Param(
@@ -56,21 +62,24 @@ from retrainer_notifier import notified_task_defaults  # plugins/: task log + op
 def promote():
     @task
     def check() -> dict:
-        from retrainer.airflow_support import registry_outcomes, task_params
-        from retrainer.register import plan_promotion
+        from retrainer_airflow.tasks import registry_outcomes, task_params
+
+        from retrainer.register import plan_promotion_request
 
         chosen = get_current_context()["params"]
         with registry_outcomes():
-            plan = plan_promotion(task_params(), chosen["version"], override=bool(chosen.get("override")))
-        if chosen.get("expected_champion") is not None:
-            plan["champion"] = str(chosen["expected_champion"])
+            plan = plan_promotion_request(
+                task_params(), chosen["version"], expected_champion=chosen.get("expected_champion"),
+                override=bool(chosen.get("override")),
+            )
         print(f"v{plan['version']} will replace champion v{plan['champion']}"
               + (f" despite: {'; '.join(plan['problems'])}" if plan["problems"] else ""))
         return plan
 
     @task
     def move(plan: dict) -> dict:
-        from retrainer.airflow_support import registry_outcomes, run_user, task_params
+        from retrainer_airflow.tasks import registry_outcomes, run_user, task_params
+
         from retrainer.register import promote_version
 
         context = get_current_context()

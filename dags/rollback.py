@@ -3,6 +3,10 @@
 The replaced version is tagged as demoted, so no training run promotes it again automatically; the
 next training run evaluates its challenger against the restored champion. Who and why are recorded.
 The same is `retrainer rollback --reason ... [--to-version N]` on the command line.
+
+Wiring only: TaskFlow tasks, each a call of ``retrainer.register`` inside
+``retrainer_airflow.tasks.registry_outcomes``. No step has a link to carry, the one reason a step is
+an operator in ``training``.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 
+from retrainer.names import DAG_TAG, PREVIOUS_CHAMPION, ROLLBACK_DAG
+
 
 @dag(
-    dag_id="rollback",
+    dag_id=ROLLBACK_DAG,
     description="Move the champion alias back (to champion-previous or a chosen version), recorded",
     schedule=None,  # manual only: a person decides
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    tags=["retrainer", "registry"],
+    tags=[DAG_TAG, "registry"],
     default_args=notified_task_defaults(1, timedelta(seconds=15)),
     params={
         "to_version": Param(
@@ -28,7 +34,7 @@ from retrainer_notifier import notified_task_defaults  # plugins/: task log + op
             type=["null", "integer"],
             minimum=1,
             title="Roll back to version",
-            description="Leave empty to restore the previous champion (alias champion-previous).",
+            description=f"Leave empty to restore the previous champion (alias {PREVIOUS_CHAMPION}).",
         ),
         "reason": Param(
             "",
@@ -44,7 +50,8 @@ from retrainer_notifier import notified_task_defaults  # plugins/: task log + op
 def rollback():
     @task
     def plan() -> dict:
-        from retrainer.airflow_support import registry_outcomes, task_params
+        from retrainer_airflow.tasks import registry_outcomes, task_params
+
         from retrainer.register import plan_rollback
 
         chosen = get_current_context()["params"]
@@ -55,7 +62,8 @@ def rollback():
 
     @task
     def move(planned: dict) -> dict:
-        from retrainer.airflow_support import registry_outcomes, run_user, task_params
+        from retrainer_airflow.tasks import registry_outcomes, run_user, task_params
+
         from retrainer.register import rollback as move_back
 
         context = get_current_context()

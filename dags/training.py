@@ -1,9 +1,14 @@
 """training: ingest -> validate -> prepare -> train -> evaluate -> register for one as-of date.
 
-Wiring only: every task body calls one step of ``retrainer.pipeline``; heavy libraries are imported
-inside the tasks, so parsing this file stays fast. Tasks exchange paths, ids and decisions via XCom.
-validate, train and register are the operators of ``plugins/retrainer_operators.py``: the same steps,
-with links from the task instance to the Data Docs, the MLflow run and the MLflow model version.
+Wiring only: every task body calls one step of ``retrainer.pipeline`` inside
+``retrainer_airflow.tasks.airflow_outcomes``; heavy libraries are imported inside the tasks, so parsing
+this file stays fast. Tasks exchange paths, ids and decisions via XCom.
+
+Why two kinds of task: a step that produces something a person opens is an operator of
+``plugins/retrainer_operators.py``, because only an operator can carry an extra link on its task
+instance (TaskFlow tasks cannot): validate (Data Docs), train (MLflow run), register (MLflow model
+version). ingest, prepare and evaluate produce nothing to link to, so they stay TaskFlow tasks. Both
+kinds return dicts pushed key by key (``multiple_outputs``), so the XCom shapes are the same.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_curren
 from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 from retrainer_operators import RegisterOperator, TrainOperator, ValidateOperator  # plugins/: steps + links
 
-DVC_POOL = "dvc"  # one slot: DVC work on the repository is serialized
+from retrainer.names import DAG_TAG, DVC_POOL, RAW_PARTITIONS_ASSET, TRAINING_DAG
+
 # New raw partitions: drift_monitor runs when this asset is updated (extra: the as-of day).
-RAW_PARTITIONS = Asset("retrainer_raw_partitions")
+RAW_PARTITIONS = Asset(RAW_PARTITIONS_ASSET)
 
 
 @dag(
-    dag_id="training",
+    dag_id=TRAINING_DAG,
     description="Retrain the tabular model on the window ending at the run's as-of date",
     # A data-interval timetable, not "@daily" (a trigger timetable in Airflow 3): each scheduled or
     # backfilled run covers the completed day [D, D+1) and trains as of D.
@@ -28,7 +34,7 @@ RAW_PARTITIONS = Asset("retrainer_raw_partitions")
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=4,
-    tags=["retrainer"],
+    tags=[DAG_TAG],
     default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
     params={
         "as_of": Param(
@@ -80,7 +86,8 @@ def training():
     def ingest() -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import airflow_outcomes, run_facts, task_params
+        from retrainer_airflow.tasks import airflow_outcomes, run_facts, task_params
+
         from retrainer.pipeline import step_ingest
 
         with airflow_outcomes():
@@ -94,25 +101,24 @@ def training():
 
     @task
     def prepare(validated: dict) -> dict:
-        from datetime import date
+        from retrainer_airflow.tasks import airflow_outcomes, task_params
 
-        from retrainer.airflow_support import airflow_outcomes, task_params
         from retrainer.pipeline import step_prepare
+        from retrainer.run_context import RunContext
 
         facts = validated["run"]
-        # A forced run gets its own key, so it trains a new model instead of reusing the last one.
-        key_scope = f"{facts['dag_id']}:{facts['run_id']}" if facts["force"] else facts["dag_id"]
+        run = RunContext.from_dict(facts)
         with airflow_outcomes():
-            prepared = step_prepare(
-                task_params(), date.fromisoformat(facts["as_of"]), dag_id=key_scope, window=facts["window_days"]
-            )
+            # run.key_scope: a forced run gets its own run key (a new model, not the one last trained).
+            prepared = step_prepare(task_params(), run.as_of, dag_id=run.key_scope, window=run.window_days)
         print(f"train rows {prepared['train_rows']}, holdout rows {prepared['holdout_rows']}, "
               f"data hash {prepared['data_hash']}, run key {prepared['run_key']}")
         return {"run": facts, "prepared": prepared}
 
     @task
     def evaluate(trained: dict) -> dict:
-        from retrainer.airflow_support import airflow_outcomes, task_params
+        from retrainer_airflow.tasks import airflow_outcomes, task_params
+
         from retrainer.pipeline import step_evaluate
 
         with airflow_outcomes():

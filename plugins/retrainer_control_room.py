@@ -134,7 +134,7 @@ def _rest(method: str, path: str, token: str | None, body: Any = None) -> Any:
 
 
 def _params():
-    from retrainer.airflow_support import task_params
+    from retrainer_airflow.tasks import task_params
 
     return task_params()
 

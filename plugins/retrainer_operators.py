@@ -4,6 +4,8 @@
 and register steps; ``DriftCheckOperator`` runs `drift_monitor`'s check. Their bodies are the library's
 steps (``retrainer.pipeline``, ``retrainer.monitor``), exactly as the TaskFlow tasks they replace: same
 task ids, inputs (templated, so an upstream ``XComArg`` resolves at run time), return values and logs.
+An operator exists here only for its link (TaskFlow tasks cannot carry extra links): a step with
+nothing to link to stays a TaskFlow task in its DAG file.
 
 Like the TaskFlow tasks they replace (``-> dict``), they push their result both as ``return_value`` and
 key by key (``multiple_outputs``): drift_monitor's trigger reads ``check``'s ``trigger_run_id`` XCom.
@@ -77,7 +79,8 @@ def _push_link(context: Context, link: type[_PushedLink], url: str | None) -> No
 def _lineage_page(dag_id: str, run_id: str) -> str:
     from urllib.parse import quote
 
-    from retrainer.airflow_support import link_base_url
+    from retrainer_airflow.links import link_base_url
+
     from retrainer.control_room import URL_PREFIX
 
     return f"{link_base_url()}{URL_PREFIX}/runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
@@ -97,7 +100,9 @@ class ValidateOperator(BaseOperator):
     def execute(self, context: Context) -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import airflow_outcomes, link_base_url, task_params
+        from retrainer_airflow.links import link_base_url
+        from retrainer_airflow.tasks import airflow_outcomes, task_params
+
         from retrainer.control_room import report_url, validation_report
         from retrainer.pipeline import step_validate
 
@@ -127,7 +132,8 @@ class TrainOperator(BaseOperator):
         self.prepared = prepared
 
     def execute(self, context: Context) -> dict:
-        from retrainer.airflow_support import airflow_outcomes, task_params
+        from retrainer_airflow.tasks import airflow_outcomes, task_params
+
         from retrainer.control_room import mlflow_run_link, mlflow_ui_url
         from retrainer.pipeline import step_train
         from retrainer.tracking import mlflow_client
@@ -158,7 +164,8 @@ class RegisterOperator(BaseOperator):
         self.evaluated = evaluated
 
     def execute(self, context: Context) -> dict:
-        from retrainer.airflow_support import airflow_outcomes, task_params
+        from retrainer_airflow.tasks import airflow_outcomes, task_params
+
         from retrainer.control_room import mlflow_ui_url, mlflow_version_link
         from retrainer.pipeline import step_register
 
@@ -186,7 +193,9 @@ class DriftCheckOperator(BaseOperator):
     def execute(self, context: Context) -> dict:
         from datetime import date
 
-        from retrainer.airflow_support import airflow_outcomes, link_base_url, monitor_facts, task_params
+        from retrainer_airflow.links import link_base_url
+        from retrainer_airflow.tasks import airflow_outcomes, monitor_facts, task_params
+
         from retrainer.control_room import report_path, report_url
         from retrainer.monitor import run_check
 

@@ -642,3 +642,15 @@ def registry_status(params: Params, limit: int = 10) -> dict[str, Any]:
         ],
         "history": champion_history(params),
     }
+
+
+def plan_promotion_request(
+    params: Params, version: str | int, *, expected_champion: str | int | None = None, override: bool = False
+) -> dict[str, Any]:
+    """:func:`plan_promotion` for a request that may name the champion it expects (the promote DAG's
+    form): the returned ``champion``, which the move then checks-and-sets against, is that expected
+    version when given, else the champion seen now."""
+    plan = plan_promotion(params, version, override=bool(override))
+    if expected_champion is not None:
+        plan["champion"] = str(expected_champion)
+    return plan

@@ -270,3 +270,17 @@ def summary_table(result: dict[str, Any]) -> str:
     if result.get("note"):
         lines.append(result["note"])
     return "\n".join(lines)
+
+
+# Partitions that are never scored: waiting for them would not change their status.
+NOT_SCORED = ("quarantined", "failed_validation")
+
+
+def readiness(params: Params, day: date, shadow: bool | None = None) -> dict[str, Any]:
+    """Whether ``day``'s partition can be scored now (for a sensor that waits until it can): its
+    ``status`` (:func:`partition_status`), ``ready``, ``skip`` (why it is never scored, else "") and
+    ``shadow`` (the request, else ``scoring.shadow``)."""
+    status = partition_status(params, day)
+    skip = f"partition dt={day.isoformat()} is {status}: not scored" if status in NOT_SCORED else ""
+    return {"day": day.isoformat(), "status": status, "ready": status == "ready", "skip": skip,
+            "shadow": params.scoring.shadow if shadow is None else bool(shadow)}

@@ -132,7 +132,7 @@ def test_a_checks_as_of_date_is_the_param_else_the_newest_asset_event_day_else_t
     from datetime import datetime
     from types import SimpleNamespace
 
-    from retrainer.airflow_support import monitor_facts
+    from retrainer_airflow.tasks import monitor_facts
 
     def context(params=None, events=None, interval=None):
         run = SimpleNamespace(dag_id="drift_monitor", run_id="r1", conf={}, run_type="asset_triggered",

@@ -60,7 +60,8 @@ def test_report_path_stays_inside_reports(tmp_path: Path) -> None:
 def test_run_facts_refuses_unsafe_conf(tmp_path: Path, make_project) -> None:
     from types import SimpleNamespace
 
-    from retrainer.airflow_support import run_facts
+    from retrainer_airflow.tasks import run_facts
+
     from retrainer.config import load_params
 
     params = load_params(make_project())

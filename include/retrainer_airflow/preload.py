@@ -8,12 +8,12 @@ reads it). So a task process starts with exactly the modules its worker had impo
 Airflow's own, none of ours, and every task pays again for pandas, scikit-learn, MLflow (several
 seconds), Great Expectations (about 10 s) or Evidently (about 8 s).
 
-:class:`retrainer.executor.PreloadingLocalExecutor` calls :func:`preload` in the scheduler right before
-the executor forks its workers, so every worker, and every task forked from it, has these modules
-already imported. Never at DAG parse time: DAG files and the dag-processor stay lean.
+:class:`retrainer_airflow.executor.PreloadingLocalExecutor` calls :func:`preload` in the scheduler
+right before the executor forks its workers, so every worker, and every task forked from it, has these
+modules already imported. Never at DAG parse time: DAG files and the dag-processor stay lean.
 
 Only imports, no work: nothing here may start a thread or an OpenMP pool (a fork copies only the
-forking thread), open a file or a connection. ``tests/unit/test_preload.py`` checks that.
+forking thread), open a file or a connection. ``tests/unit/airflow_glue/test_preload.py`` checks that.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def preload(modules: tuple[str, ...] = HEAVY_MODULES) -> dict[str, float]:
     and fails there with the real error, where the user looks for it.
     """
     # Great Expectations' own import flags (no analytics call) come with its import helper.
-    from retrainer.validate import _import_gx
+    from retrainer.validate import import_gx
 
     seconds: dict[str, float] = {}
     for name in modules:
@@ -101,11 +101,11 @@ def preload(modules: tuple[str, ...] = HEAVY_MODULES) -> dict[str, float]:
                 # trips hundreds of Airflow's deprecated-attribute warnings into the scheduler log.
                 warnings.simplefilter("ignore")
                 if name == "great_expectations":
-                    _import_gx()
+                    import_gx()
                 else:
                     importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - preloading is an optimisation, never a failure
-            print(f"retrainer.preload: cannot import {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"retrainer_airflow.preload: cannot import {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         seconds[name] = time.perf_counter() - started
     return seconds

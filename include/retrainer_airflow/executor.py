@@ -1,10 +1,10 @@
 """``PreloadingLocalExecutor``: Airflow's LocalExecutor whose task processes start with Retrainer's heavy
 libraries already imported.
 
-Select it with ``[core] executor = retrainer.executor.PreloadingLocalExecutor`` (the local stack of
-``retrainer.stack`` does). Why and how: see :mod:`retrainer.preload`. In short, on Linux every task
-process is forked from a LocalExecutor worker, and the workers are forked from the scheduler when the
-executor starts; importing pandas, scikit-learn, MLflow, GX, Evidently and DVC once in the scheduler
+Select it with ``[core] executor = retrainer_airflow.executor.PreloadingLocalExecutor`` (the local
+stack of the launcher does). Why and how: see :mod:`retrainer_airflow.preload`. In short, on Linux
+every task process is forked from a LocalExecutor worker, and the workers are forked from the
+scheduler when the executor starts; importing pandas, scikit-learn, MLflow, GX, Evidently and DVC once in the scheduler
 right before that fork means no task imports them again.
 
 Costs: the scheduler starts about 15 s later (the imports, once) and holds those modules (~450 MB
@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from airflow.executors.local_executor import LocalExecutor
 
-from retrainer import preload
+from retrainer_airflow import preload
 
 
 class PreloadingLocalExecutor(LocalExecutor):
-    """LocalExecutor that imports :data:`retrainer.preload.HEAVY_MODULES` before forking its workers."""
+    """LocalExecutor that imports :data:`retrainer_airflow.preload.HEAVY_MODULES` before forking its workers."""
 
     def start(self) -> None:
         if not preload.enabled():

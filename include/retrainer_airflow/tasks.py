@@ -1,8 +1,9 @@
-"""The thin layer between Airflow task bodies and the library.
+"""The thin layer between Airflow task bodies (DAG tasks and the plugins' operators) and the library.
 
-It finds params.yaml for a task, reads run facts out of the Airflow context, and turns the library's
-errors into the task outcome a user expects: bad config or bad data fails at once (a retry would
-give the same answer), an empty day skips the rest of the run, a flaky source is retried.
+It finds params.yaml for a task, reads run facts out of the Airflow context (the one rule is
+:func:`retrainer.run_context.from_airflow`; these are its JSON-safe views for XCom), and turns the
+library's errors into the task outcome a user expects: bad config or bad data fails at once (a retry
+would give the same answer), an empty day skips the rest of the run, a flaky source is retried.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from retrainer.config import PARAMS_ENV, ConfigError, Params, load_params
+from retrainer_airflow.links import run_ui_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,33 +44,6 @@ def run_facts(context: Mapping[str, Any], params: Params | None = None) -> dict[
     params = params if params is not None else task_params()
     run = from_airflow(context, params)
     return {"ui_url": run_ui_url(run.dag_id, run.run_id), **run.to_dict()}
-
-
-def ui_base_url() -> str:
-    """The Airflow UI's base URL, from [api] base_url (or host/port), without a trailing slash."""
-    from airflow.sdk.configuration import conf
-
-    base = conf.get("api", "base_url", fallback="") or ""
-    if not base:
-        host = conf.get("api", "host", fallback="localhost")
-        base = f"http://{'localhost' if host in ('0.0.0.0', '') else host}:{conf.get('api', 'port', fallback='8080')}"  # noqa: S104
-    return base.rstrip("/")
-
-
-def link_base_url() -> str:
-    """The prefix of links into the Airflow UI and its plugins: [api] base_url when it is set, else ""
-    (a path on the server the user is on: host names such as localhost and 127.0.0.1 do not share the
-    login cookie, so an absolute URL made from [api] host could land on a logged-out host)."""
-    from airflow.sdk.configuration import conf
-
-    return (conf.get("api", "base_url", fallback="") or "").rstrip("/")
-
-
-def run_ui_url(dag_id: str, run_id: str) -> str:
-    """The run's page in the Airflow UI, from [api] base_url (or host/port)."""
-    from urllib.parse import quote
-
-    return f"{ui_base_url()}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
 
 
 @contextmanager

@@ -1,5 +1,5 @@
-"""retrainer.preload / retrainer.executor: what the preloading executor imports before it forks, and that
-task processes forked after it work (a fork copies only the forking thread)."""
+"""retrainer_airflow.preload / retrainer_airflow.executor: what the preloading executor imports before it
+forks, and that task processes forked after it work (a fork copies only the forking thread)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import subprocess
 import sys
 import textwrap
 
-from retrainer import preload
+from retrainer_airflow import preload
+
 from tests.conftest import REPO_ROOT
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "include"), str(REPO_ROOT)])}
@@ -24,7 +25,7 @@ def test_preload_imports_every_module_without_starting_python_threads_and_a_fork
     done = _run(
         """
         import os, sys, threading
-        from retrainer.preload import HEAVY_MODULES, preload
+        from retrainer_airflow.preload import HEAVY_MODULES, preload
         seconds = preload()
         missing = [m for m in HEAVY_MODULES if m not in sys.modules]
         assert not missing, f"not imported: {missing}"
@@ -53,7 +54,7 @@ def test_preload_imports_every_module_without_starting_python_threads_and_a_fork
 def test_preloading_executor_imports_before_forking_its_workers_unless_turned_off() -> None:
     code = """
         import sys
-        from retrainer.executor import PreloadingLocalExecutor
+        from retrainer_airflow.executor import PreloadingLocalExecutor
         executor = PreloadingLocalExecutor(parallelism=1)
         executor.start()
         try:
