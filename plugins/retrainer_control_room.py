@@ -17,7 +17,7 @@ an invalid token or a missing permission: 403. The replay itself goes through Ai
 caller's own token, so Airflow checks the permission a second time and records who started the run.
 POST bodies must be JSON: a cross-site form cannot send them, and the cookie is SameSite=Lax.
 
-Data comes from ``retrainer.control_room`` (tested without Airflow), HTML from ``retrainer_ui_render``.
+Data comes from ``retrainer_ui_data`` (tested without Airflow), HTML from ``retrainer_ui_render``.
 """
 
 from __future__ import annotations
@@ -27,14 +27,16 @@ import os
 from typing import Annotated, Any
 from urllib.parse import quote, urlparse
 
+import retrainer_ui_data as ui_data
 import retrainer_ui_render as render
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from retrainer_ui_data import URL_PREFIX
 
-from retrainer.control_room import TRAINING_DAG_ID, URL_PREFIX
+from retrainer.names import TRAINING_DAG
 
 log = logging.getLogger(__name__)
 AIRFLOW_API_ENV = "RETRAINER_AIRFLOW_API_URL"  # where the plugin reaches the REST API (default: [api] host/port)
@@ -71,7 +73,7 @@ async def current_user(request: Request) -> Any:
 User = Annotated[Any, Depends(current_user)]
 
 
-def may(user: Any, method: str, dag_id: str = TRAINING_DAG_ID) -> bool:
+def may(user: Any, method: str, dag_id: str = TRAINING_DAG) -> bool:
     """What the auth manager says about ``method`` on the DAG's runs (GET: look, POST: start one)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
@@ -83,7 +85,7 @@ def may(user: Any, method: str, dag_id: str = TRAINING_DAG_ID) -> bool:
     )
 
 
-def require(user: Any, method: str, dag_id: str = TRAINING_DAG_ID) -> None:
+def require(user: Any, method: str, dag_id: str = TRAINING_DAG) -> None:
     if not may(user, method, dag_id):
         what = "look at" if method == "GET" else "start"
         raise HTTPException(403, f"user {user.get_name()!r} may not {what} runs of DAG {dag_id!r}")
@@ -169,32 +171,26 @@ def icon() -> Response:
 
 @app.get("/", response_class=HTMLResponse)
 def control_room_page(request: Request, user: User) -> HTMLResponse:
-    from retrainer.control_room import overview
-
     require(user, "GET")
-    data = overview(_params())
+    data = ui_data.overview(_params())
     html = render.control_room(data, _prefix(request), _airflow_base(request), _name(user), may(user, "POST"))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @app.get("/api/overview")
 def overview_json(user: User) -> JSONResponse:
-    from retrainer.control_room import overview
-
     require(user, "GET")
-    data = overview(_params())
+    data = ui_data.overview(_params())
     data["user"] = {"name": _name(user), "can_replay": may(user, "POST")}
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
 @app.get("/reports/{path:path}")
 def report(path: str, user: User) -> FileResponse:
-    from retrainer.control_room import ReportNotFound, report_file
-
     require(user, "GET")
     try:
-        found = report_file(_params(), path)
-    except ReportNotFound as exc:
+        found = ui_data.report_file(_params(), path)
+    except ui_data.ReportNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
     if found.suffix.lower() in (".html", ".htm", ".svg"):
@@ -210,13 +206,12 @@ class ReplayBody(BaseModel):
 @app.post("/api/replay")
 def replay(body: ReplayBody, request: Request, user: User) -> JSONResponse:
     """Start a `training` run for a quarantined day through the REST API, as the caller."""
-    from retrainer.control_room import NotQuarantined, replay_request
     from retrainer.stack import HttpError
 
     require(user, "POST")
     try:
-        planned = replay_request(_params(), body.day, _name(user))
-    except NotQuarantined as exc:
+        planned = ui_data.replay_request(_params(), body.day, _name(user))
+    except ui_data.NotQuarantined as exc:
         raise HTTPException(404, str(exc)) from None
     dag_id, run_id = planned["dag_id"], planned["body"]["dag_run_id"]
     token = request_token(request)
@@ -243,7 +238,6 @@ def replay(body: ReplayBody, request: Request, user: User) -> JSONResponse:
 
 
 def _lineage(request: Request, user: Any, dag_id: str, run_id: str) -> dict:
-    from retrainer.control_room import run_lineage
     from retrainer.stack import HttpError
 
     require(user, "GET", dag_id)
@@ -251,10 +245,8 @@ def _lineage(request: Request, user: Any, dag_id: str, run_id: str) -> dict:
         run = _rest("GET", f"dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}", request_token(request))
     except HttpError as exc:
         raise HTTPException(exc.status if 400 <= exc.status < 500 else 502, f"DAG run {dag_id}/{run_id}: {exc.body[:300]}") from None
-    conf = run.get("conf") or {}
-    as_of = str(conf.get("as_of") or run.get("data_interval_start") or run.get("run_after") or "")[:10] or None
     try:
-        data = run_lineage(_params(), dag_id, run_id, as_of)
+        data = ui_data.run_lineage(_params(), dag_id, run_id, ui_data.record_as_of(run))
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
     data["state"] = run.get("state")

@@ -77,8 +77,9 @@ def _push_link(context: Context, link: type[_PushedLink], url: str | None) -> No
 def _lineage_page(dag_id: str, run_id: str) -> str:
     from urllib.parse import quote
 
+    from retrainer_ui_data import URL_PREFIX
+
     from retrainer.airflow_support import link_base_url
-    from retrainer.control_room import URL_PREFIX
 
     return f"{link_base_url()}{URL_PREFIX}/runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
 
@@ -97,8 +98,9 @@ class ValidateOperator(BaseOperator):
     def execute(self, context: Context) -> dict:
         from datetime import date
 
+        from retrainer_ui_data import report_url, validation_report
+
         from retrainer.airflow_support import airflow_outcomes, link_base_url, task_params
-        from retrainer.control_room import report_url, validation_report
         from retrainer.pipeline import step_validate
 
         as_of = self.ingested["run"]["as_of"]
@@ -127,8 +129,9 @@ class TrainOperator(BaseOperator):
         self.prepared = prepared
 
     def execute(self, context: Context) -> dict:
+        from retrainer_ui_data import mlflow_run_link, mlflow_ui_url
+
         from retrainer.airflow_support import airflow_outcomes, task_params
-        from retrainer.control_room import mlflow_run_link, mlflow_ui_url
         from retrainer.pipeline import step_train
         from retrainer.tracking import mlflow_client
 
@@ -158,8 +161,9 @@ class RegisterOperator(BaseOperator):
         self.evaluated = evaluated
 
     def execute(self, context: Context) -> dict:
+        from retrainer_ui_data import mlflow_ui_url, mlflow_version_link
+
         from retrainer.airflow_support import airflow_outcomes, task_params
-        from retrainer.control_room import mlflow_ui_url, mlflow_version_link
         from retrainer.pipeline import step_register
 
         evaluated = self.evaluated
@@ -186,8 +190,9 @@ class DriftCheckOperator(BaseOperator):
     def execute(self, context: Context) -> dict:
         from datetime import date
 
+        from retrainer_ui_data import report_path, report_url
+
         from retrainer.airflow_support import airflow_outcomes, link_base_url, monitor_facts, task_params
-        from retrainer.control_room import report_path, report_url
         from retrainer.monitor import run_check
 
         with airflow_outcomes():
