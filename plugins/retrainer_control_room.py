@@ -27,6 +27,7 @@ import os
 from typing import Annotated, Any
 from urllib.parse import quote, urlparse
 
+import httpx
 import retrainer_ui_data as ui_data
 import retrainer_ui_render as render
 from airflow.plugins_manager import AirflowPlugin
@@ -125,14 +126,24 @@ def airflow_api_url() -> str:
 
 
 def _rest(method: str, path: str, token: str | None, body: Any = None) -> Any:
-    from retrainer.stack import HttpError, StackError, http
+    """One call of the REST API as the caller (their token): the decoded JSON answer.
 
+    httpx.HTTPStatusError on a status >= 400 (the caller decides what it means); 502 when the API
+    does not answer at all.
+    """
+    headers = {"Accept": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     try:
-        return http(method, f"{airflow_api_url()}/api/v2/{path}", body, token, timeout=30)
-    except HttpError:
-        raise
-    except StackError as exc:
+        answer = httpx.request(method, f"{airflow_api_url()}/api/v2/{path}", json=body, headers=headers, timeout=30)
+    except httpx.TransportError as exc:
         raise HTTPException(502, f"the Airflow REST API did not answer: {exc}") from None
+    answer.raise_for_status()
+    return answer.json() if answer.content else None
+
+
+def _refused(exc: httpx.HTTPStatusError, what: str, limit: int) -> HTTPException:
+    """An HTTP error of this app for the REST API's refusal (its 4xx as is, anything else a 502)."""
+    status = exc.response.status_code
+    return HTTPException(status if 400 <= status < 500 else 502, f"{what}: {exc.response.text[:limit]}")
 
 
 def _params():
@@ -206,8 +217,6 @@ class ReplayBody(BaseModel):
 @app.post("/api/replay")
 def replay(body: ReplayBody, request: Request, user: User) -> JSONResponse:
     """Start a `training` run for a quarantined day through the REST API, as the caller."""
-    from retrainer.stack import HttpError
-
     require(user, "POST")
     try:
         planned = ui_data.replay_request(_params(), body.day, _name(user))
@@ -218,10 +227,9 @@ def replay(body: ReplayBody, request: Request, user: User) -> JSONResponse:
     status = 201
     try:
         run = _rest("POST", f"dags/{dag_id}/dagRuns", token, planned["body"])
-    except HttpError as exc:
-        if exc.status != 409:
-            raise HTTPException(exc.status if 400 <= exc.status < 500 else 502,
-                                f"Airflow refused the run: {exc.body[:500]}") from None
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code != 409:
+            raise _refused(exc, "Airflow refused the run", 500) from None
         run, status = _rest("GET", f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}", token), 409
     log.info("control room: %s replayed quarantined %s as %s/%s", _name(user), body.day, dag_id, run_id)
     return JSONResponse(
@@ -238,13 +246,11 @@ def replay(body: ReplayBody, request: Request, user: User) -> JSONResponse:
 
 
 def _lineage(request: Request, user: Any, dag_id: str, run_id: str) -> dict:
-    from retrainer.stack import HttpError
-
     require(user, "GET", dag_id)
     try:
         run = _rest("GET", f"dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}", request_token(request))
-    except HttpError as exc:
-        raise HTTPException(exc.status if 400 <= exc.status < 500 else 502, f"DAG run {dag_id}/{run_id}: {exc.body[:300]}") from None
+    except httpx.HTTPStatusError as exc:
+        raise _refused(exc, f"DAG run {dag_id}/{run_id}", 300) from None
     try:
         data = ui_data.run_lineage(_params(), dag_id, run_id, ui_data.record_as_of(run))
     except LookupError as exc:
