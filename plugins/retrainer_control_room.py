@@ -17,7 +17,8 @@ an invalid token or a missing permission: 403. The replay itself goes through Ai
 caller's own token, so Airflow checks the permission a second time and records who started the run.
 POST bodies must be JSON: a cross-site form cannot send them, and the cookie is SameSite=Lax.
 
-Data comes from ``retrainer_ui_data`` (tested without Airflow), HTML from ``retrainer_ui_render``.
+Data comes from ``retrainer_ui_data`` (tested without Airflow), HTML from ``retrainer_ui_render`` (Jinja2
+templates under ``templates/retrainer/``).
 """
 
 from __future__ import annotations
@@ -42,11 +43,6 @@ from retrainer.names import TRAINING_DAG
 log = logging.getLogger(__name__)
 AIRFLOW_API_ENV = "RETRAINER_AIRFLOW_API_URL"  # where the plugin reaches the REST API (default: [api] host/port)
 TOKEN_COOKIE = "_token"  # noqa: S105 - the name of Airflow's JWT cookie (base_auth_manager.COOKIE_NAME_JWT_TOKEN)
-ICON = (
-    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#017cee" stroke-width="2" '
-    'stroke-linecap="round" stroke-linejoin="round"><path d="M3 12a9 9 0 0 1 15.5-6.2L21 8"/><path d="M21 3v5h-5"/>'
-    '<path d="M21 12a9 9 0 0 1-15.5 6.2L3 16"/><path d="M3 21v-5h5"/><circle cx="12" cy="12" r="2.5"/></svg>'
-)
 
 app = FastAPI(title="Retrainer control room", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -177,7 +173,7 @@ async def _bad_request(request: Request, exc: RequestValidationError) -> Respons
 
 @app.get("/icon.svg", include_in_schema=False)
 def icon() -> Response:
-    return Response(ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+    return Response(render.icon(), media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 
 @app.get("/", response_class=HTMLResponse)
