@@ -124,7 +124,7 @@ def plain_run(params_file: Path, log: Path) -> dict:
     # The libraries are imported up front (timed), then the pipeline runs: the sum is what a plain
     # process pays; the split tells the imports (which the preloading scheduler pays once at start).
     code = (
-        "import json, sys, time; t0 = time.perf_counter(); from retrainer.preload import preload; preload();"
+        "import json, sys, time; t0 = time.perf_counter(); from retrainer_airflow.preload import preload; preload();"
         " t1 = time.perf_counter(); from datetime import date; from retrainer.config import load_params;"
         " from retrainer.pipeline import run_pipeline;"
         " out = run_pipeline(load_params(sys.argv[1]), date.fromisoformat(sys.argv[2]), {'dag_id': 'bench-plain'});"

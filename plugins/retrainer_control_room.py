@@ -17,7 +17,8 @@ an invalid token or a missing permission: 403. The replay itself goes through Ai
 caller's own token, so Airflow checks the permission a second time and records who started the run.
 POST bodies must be JSON: a cross-site form cannot send them, and the cookie is SameSite=Lax.
 
-Data comes from ``retrainer.control_room`` (tested without Airflow), HTML from ``retrainer_ui_render``.
+Data comes from ``retrainer_ui_data`` (tested without Airflow), HTML from ``retrainer_ui_render`` (Jinja2
+templates under ``templates/retrainer/``).
 """
 
 from __future__ import annotations
@@ -27,23 +28,21 @@ import os
 from typing import Annotated, Any
 from urllib.parse import quote, urlparse
 
+import httpx
+import retrainer_ui_data as ui_data
 import retrainer_ui_render as render
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from retrainer_ui_data import URL_PREFIX
 
-from retrainer.control_room import TRAINING_DAG_ID, URL_PREFIX
+from retrainer.names import TRAINING_DAG
 
 log = logging.getLogger(__name__)
 AIRFLOW_API_ENV = "RETRAINER_AIRFLOW_API_URL"  # where the plugin reaches the REST API (default: [api] host/port)
 TOKEN_COOKIE = "_token"  # noqa: S105 - the name of Airflow's JWT cookie (base_auth_manager.COOKIE_NAME_JWT_TOKEN)
-ICON = (
-    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#017cee" stroke-width="2" '
-    'stroke-linecap="round" stroke-linejoin="round"><path d="M3 12a9 9 0 0 1 15.5-6.2L21 8"/><path d="M21 3v5h-5"/>'
-    '<path d="M21 12a9 9 0 0 1-15.5 6.2L3 16"/><path d="M3 21v-5h5"/><circle cx="12" cy="12" r="2.5"/></svg>'
-)
 
 app = FastAPI(title="Retrainer control room", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -71,7 +70,7 @@ async def current_user(request: Request) -> Any:
 User = Annotated[Any, Depends(current_user)]
 
 
-def may(user: Any, method: str, dag_id: str = TRAINING_DAG_ID) -> bool:
+def may(user: Any, method: str, dag_id: str = TRAINING_DAG) -> bool:
     """What the auth manager says about ``method`` on the DAG's runs (GET: look, POST: start one)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
@@ -83,7 +82,7 @@ def may(user: Any, method: str, dag_id: str = TRAINING_DAG_ID) -> bool:
     )
 
 
-def require(user: Any, method: str, dag_id: str = TRAINING_DAG_ID) -> None:
+def require(user: Any, method: str, dag_id: str = TRAINING_DAG) -> None:
     if not may(user, method, dag_id):
         what = "look at" if method == "GET" else "start"
         raise HTTPException(403, f"user {user.get_name()!r} may not {what} runs of DAG {dag_id!r}")
@@ -123,14 +122,24 @@ def airflow_api_url() -> str:
 
 
 def _rest(method: str, path: str, token: str | None, body: Any = None) -> Any:
-    from retrainer.stack import HttpError, StackError, http
+    """One call of the REST API as the caller (their token): the decoded JSON answer.
 
+    httpx.HTTPStatusError on a status >= 400 (the caller decides what it means); 502 when the API
+    does not answer at all.
+    """
+    headers = {"Accept": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     try:
-        return http(method, f"{airflow_api_url()}/api/v2/{path}", body, token, timeout=30)
-    except HttpError:
-        raise
-    except StackError as exc:
+        answer = httpx.request(method, f"{airflow_api_url()}/api/v2/{path}", json=body, headers=headers, timeout=30)
+    except httpx.TransportError as exc:
         raise HTTPException(502, f"the Airflow REST API did not answer: {exc}") from None
+    answer.raise_for_status()
+    return answer.json() if answer.content else None
+
+
+def _refused(exc: httpx.HTTPStatusError, what: str, limit: int) -> HTTPException:
+    """An HTTP error of this app for the REST API's refusal (its 4xx as is, anything else a 502)."""
+    status = exc.response.status_code
+    return HTTPException(status if 400 <= status < 500 else 502, f"{what}: {exc.response.text[:limit]}")
 
 
 def _params():
@@ -164,37 +173,31 @@ async def _bad_request(request: Request, exc: RequestValidationError) -> Respons
 
 @app.get("/icon.svg", include_in_schema=False)
 def icon() -> Response:
-    return Response(ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+    return Response(render.icon(), media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 
 @app.get("/", response_class=HTMLResponse)
 def control_room_page(request: Request, user: User) -> HTMLResponse:
-    from retrainer.control_room import overview
-
     require(user, "GET")
-    data = overview(_params())
+    data = ui_data.overview(_params())
     html = render.control_room(data, _prefix(request), _airflow_base(request), _name(user), may(user, "POST"))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @app.get("/api/overview")
 def overview_json(user: User) -> JSONResponse:
-    from retrainer.control_room import overview
-
     require(user, "GET")
-    data = overview(_params())
+    data = ui_data.overview(_params())
     data["user"] = {"name": _name(user), "can_replay": may(user, "POST")}
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
 @app.get("/reports/{path:path}")
 def report(path: str, user: User) -> FileResponse:
-    from retrainer.control_room import ReportNotFound, report_file
-
     require(user, "GET")
     try:
-        found = report_file(_params(), path)
-    except ReportNotFound as exc:
+        found = ui_data.report_file(_params(), path)
+    except ui_data.ReportNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
     if found.suffix.lower() in (".html", ".htm", ".svg"):
@@ -210,23 +213,19 @@ class ReplayBody(BaseModel):
 @app.post("/api/replay")
 def replay(body: ReplayBody, request: Request, user: User) -> JSONResponse:
     """Start a `training` run for a quarantined day through the REST API, as the caller."""
-    from retrainer.control_room import NotQuarantined, replay_request
-    from retrainer.stack import HttpError
-
     require(user, "POST")
     try:
-        planned = replay_request(_params(), body.day, _name(user))
-    except NotQuarantined as exc:
+        planned = ui_data.replay_request(_params(), body.day, _name(user))
+    except ui_data.NotQuarantined as exc:
         raise HTTPException(404, str(exc)) from None
     dag_id, run_id = planned["dag_id"], planned["body"]["dag_run_id"]
     token = request_token(request)
     status = 201
     try:
         run = _rest("POST", f"dags/{dag_id}/dagRuns", token, planned["body"])
-    except HttpError as exc:
-        if exc.status != 409:
-            raise HTTPException(exc.status if 400 <= exc.status < 500 else 502,
-                                f"Airflow refused the run: {exc.body[:500]}") from None
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code != 409:
+            raise _refused(exc, "Airflow refused the run", 500) from None
         run, status = _rest("GET", f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}", token), 409
     log.info("control room: %s replayed quarantined %s as %s/%s", _name(user), body.day, dag_id, run_id)
     return JSONResponse(
@@ -243,18 +242,13 @@ def replay(body: ReplayBody, request: Request, user: User) -> JSONResponse:
 
 
 def _lineage(request: Request, user: Any, dag_id: str, run_id: str) -> dict:
-    from retrainer.control_room import run_lineage
-    from retrainer.stack import HttpError
-
     require(user, "GET", dag_id)
     try:
         run = _rest("GET", f"dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}", request_token(request))
-    except HttpError as exc:
-        raise HTTPException(exc.status if 400 <= exc.status < 500 else 502, f"DAG run {dag_id}/{run_id}: {exc.body[:300]}") from None
-    conf = run.get("conf") or {}
-    as_of = str(conf.get("as_of") or run.get("data_interval_start") or run.get("run_after") or "")[:10] or None
+    except httpx.HTTPStatusError as exc:
+        raise _refused(exc, f"DAG run {dag_id}/{run_id}", 300) from None
     try:
-        data = run_lineage(_params(), dag_id, run_id, as_of)
+        data = ui_data.run_lineage(_params(), dag_id, run_id, ui_data.record_as_of(run))
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
     data["state"] = run.get("state")

@@ -80,8 +80,7 @@ def _lineage_page(dag_id: str, run_id: str) -> str:
     from urllib.parse import quote
 
     from retrainer_airflow.links import link_base_url
-
-    from retrainer.control_room import URL_PREFIX
+    from retrainer_ui_data import URL_PREFIX
 
     return f"{link_base_url()}{URL_PREFIX}/runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
 
@@ -102,8 +101,8 @@ class ValidateOperator(BaseOperator):
 
         from retrainer_airflow.links import link_base_url
         from retrainer_airflow.tasks import airflow_outcomes, task_params
+        from retrainer_ui_data import report_url, validation_report
 
-        from retrainer.control_room import report_url, validation_report
         from retrainer.pipeline import step_validate
 
         as_of = self.ingested["run"]["as_of"]
@@ -133,8 +132,8 @@ class TrainOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict:
         from retrainer_airflow.tasks import airflow_outcomes, task_params
+        from retrainer_ui_data import mlflow_run_link, mlflow_ui_url
 
-        from retrainer.control_room import mlflow_run_link, mlflow_ui_url
         from retrainer.pipeline import step_train
         from retrainer.tracking import mlflow_client
 
@@ -165,8 +164,8 @@ class RegisterOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict:
         from retrainer_airflow.tasks import airflow_outcomes, task_params
+        from retrainer_ui_data import mlflow_ui_url, mlflow_version_link
 
-        from retrainer.control_room import mlflow_ui_url, mlflow_version_link
         from retrainer.pipeline import step_register
 
         evaluated = self.evaluated
@@ -195,8 +194,8 @@ class DriftCheckOperator(BaseOperator):
 
         from retrainer_airflow.links import link_base_url
         from retrainer_airflow.tasks import airflow_outcomes, monitor_facts, task_params
+        from retrainer_ui_data import report_path, report_url
 
-        from retrainer.control_room import report_path, report_url
         from retrainer.monitor import run_check
 
         with airflow_outcomes():

@@ -1,21 +1,24 @@
-"""retrainer.control_room: what the control room shows, read from a real project (pipeline run, MLflow
-store, GX reports, quarantine, drift ledger), without Airflow."""
+"""plugins/retrainer_ui_data.py: what the control room shows, read from a real project (pipeline run,
+MLflow store, GX reports, quarantine, drift ledger), without Airflow."""
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from datetime import timedelta
 
 import pytest
 
-from retrainer import control_room as cr
 from retrainer.config import load_params
 from retrainer.datagen import IncidentSpec, seed_source
 from retrainer.errors import GateFailed
 from retrainer.monitor import record_check, record_trigger
 from retrainer.pipeline import run_pipeline, step_ingest, step_validate
-from tests.conftest import AS_OF, seed, write_project
+from tests.conftest import AS_OF, REPO_ROOT, seed, write_project
+
+sys.path.insert(0, str(REPO_ROOT / "plugins"))  # as Airflow does for the plugins folder
+import retrainer_ui_data as cr  # noqa: E402
 
 BAD_DAY = AS_OF + timedelta(days=1)
 RUN_ID = "manual__2026-03-31T10:00:00+00:00"
@@ -225,8 +228,13 @@ def test_run_lineage_of_a_run_without_mlflow_run_shows_its_validation(project):
             cr.run_lineage(project, dag_id, run_id)
 
 
-def test_the_library_does_not_import_airflow():
-    import retrainer.control_room as module
+def test_the_lineage_view_takes_the_as_of_date_from_the_run_record():
+    assert cr.record_as_of({"conf": {"as_of": "2026-03-30"}, "data_interval_start": "2026-03-31T00:00:00Z"}) == "2026-03-30"
+    assert cr.record_as_of({"conf": {}, "data_interval_start": "2026-03-31T00:00:00Z"}) == "2026-03-31"
+    assert cr.record_as_of({"conf": None, "data_interval_start": None, "run_after": "2026-04-01T10:00:00+00:00"}) == "2026-04-01"
+    assert cr.record_as_of({"conf": {}}) is None
 
-    source = open(module.__file__, encoding="utf-8").read()
+
+def test_the_ui_data_does_not_import_airflow():
+    source = open(cr.__file__, encoding="utf-8").read()
     assert "import airflow" not in source and "from airflow" not in source

@@ -1,7 +1,9 @@
 """What the Airflow UI's "Retrainer" page (the control room) shows, gathered as plain data.
 
-Every function takes ``params`` and returns JSON-safe dicts and lists; the plugin in
-``plugins/retrainer_control_room.py`` only renders them and checks who may see or do what.
+Every function takes ``params`` and returns JSON-safe dicts and lists; the plugin
+``retrainer_control_room`` only renders them (templates under ``templates/retrainer/``) and checks who
+may see or do what. It lives in ``plugins/`` beside the plugin (Airflow puts the folder on ``sys.path``):
+it is the UI's, not the retraining loop's. No Airflow import, so it is tested without Airflow.
 
 * :func:`model_card`: the model version behind an alias (``champion``, ``challenger``): metric, the days
   it was trained on, when and by which run it was promoted, and its gate decision table.
@@ -10,7 +12,8 @@ Every function takes ``params`` and returns JSON-safe dicts and lists; the plugi
   ``<reports>/validation/dt=<day>/validation.json`` and the quarantine.
 * :func:`drift_history`: the drift checks of ``<reports>/drift/ledger.json`` and the retrains they started.
 * :func:`quarantined`: quarantined partitions and the replay each one gets (:func:`replay_request`).
-* :func:`run_lineage`: what one DAG run used and produced: partitions, validation, model version, decision.
+* :func:`run_lineage`: what one DAG run used and produced: partitions, validation, model version, decision
+  (:func:`record_as_of`: the run's as-of date from its REST record, by ``retrainer.run_context``).
 
 Reports are served by the plugin from the reports folder only: :func:`report_file` is the guard that
 turns a requested path into a file under that folder, or refuses it. Nothing here reads the clock.
@@ -29,11 +32,12 @@ from typing import Any
 from urllib.parse import quote
 
 from retrainer.config import Params
+from retrainer.names import CHALLENGER, CHAMPION, TRAINING_DAG
+from retrainer.run_context import from_run_record
 from retrainer.storage import md5_file, partition_dir
 
 # Where people open the MLflow UI (make run's MLflow server); a tracking URI of http(s) is its own UI.
 MLFLOW_UI_ENV = "RETRAINER_MLFLOW_UI_URL"
-TRAINING_DAG_ID = "training"
 REPLAY_REASON = "replay"
 # Mounted by the plugin: the page, the reports and the JSON endpoints live under this prefix.
 URL_PREFIX = "/retrainer"
@@ -344,7 +348,7 @@ def replay_request(params: Params, day: str, user: str) -> dict:
         raise NotQuarantined(f"{day} has no quarantined partition under {params.data_dir / 'quarantine'}")
     note = f"replay of quarantined {day} (batch {entry['batches']}, md5 {entry['md5']}) requested by {user} from the control room"
     return {
-        "dag_id": TRAINING_DAG_ID,
+        "dag_id": TRAINING_DAG,
         "body": {
             "dag_run_id": entry["replay_run_id"],
             "logical_date": None,
@@ -417,6 +421,12 @@ def _validation_summary(params: Params, as_of: str | None) -> list[dict]:
         return _validation_entries(params, json.loads(summary.read_text(encoding="utf-8")).get("partitions", []))
     except (OSError, ValueError):
         return []
+
+
+def record_as_of(run: dict) -> str | None:
+    """The as-of date (ISO) of a DAG run as the REST API returns it; None when the record names no day."""
+    context = from_run_record(run)
+    return context.as_of.isoformat() if context else None
 
 
 def run_lineage(params: Params, dag_id: str, run_id: str, as_of: str | None = None) -> dict:
@@ -495,8 +505,6 @@ def run_lineage(params: Params, dag_id: str, run_id: str, as_of: str | None = No
 def overview(params: Params, gate_days: int = 14, drift_checks: int = 60) -> dict:
     """Everything the page shows; a section that cannot be read (MLflow down, a broken ledger) carries
     its error instead of taking the whole page down."""
-    from retrainer.names import CHALLENGER, CHAMPION
-
     sections: dict[str, Callable[[], Any]] = {
         "champion": lambda: model_card(params, CHAMPION),
         "challenger": lambda: model_card(params, CHALLENGER),
