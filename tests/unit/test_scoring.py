@@ -68,3 +68,27 @@ def test_a_rerun_replaces_its_days_rows_of_that_version_only(params) -> None:
     engine.dispose()
     assert counts == {3: 6, 4: 4}
     assert labels.count(None) == 3 and labels.count(1) == 3  # a missing label is stored as NULL, not NaN
+
+
+def test_readiness_skips_quarantined_and_failed_days_and_defaults_shadow(make_project):
+    import json
+
+    from retrainer.scoring import readiness
+    from retrainer.storage import partition_dir, partition_file
+
+    params = load_params(make_project({"scoring": {"shadow": True}}))
+    day = date(2026, 3, 31)
+    assert readiness(params, day) == {"day": "2026-03-31", "status": "missing", "ready": False, "skip": "",
+                                      "shadow": True}
+    partition_dir(params.data_dir, day, area="quarantine").mkdir(parents=True)
+    assert readiness(params, day, False)["skip"] == "partition dt=2026-03-31 is quarantined: not scored"
+    raw = partition_file(params.data_dir, day)
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes(b"")
+    report = params.reports_dir / "validation" / "dt=2026-03-31" / "validation.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"success": False}))
+    assert readiness(params, day)["skip"] == "partition dt=2026-03-31 is failed_validation: not scored"
+    report.write_text(json.dumps({"success": True}))
+    assert readiness(params, day, False) == {"day": "2026-03-31", "status": "ready", "ready": True, "skip": "",
+                                             "shadow": False}
