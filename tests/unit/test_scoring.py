@@ -77,7 +77,7 @@ def test_readiness_skips_quarantined_and_failed_days_and_defaults_shadow(make_pr
     from retrainer.storage import partition_dir, partition_file
 
     params = load_params(make_project({"scoring": {"shadow": True}}))
-    day = date(2026, 3, 31)
+    day = AS_OF
     assert readiness(params, day) == {"day": "2026-03-31", "status": "missing", "ready": False, "skip": "",
                                       "shadow": True}
     partition_dir(params.data_dir, day, area="quarantine").mkdir(parents=True)
