@@ -608,7 +608,8 @@ def _relative(params: Params, path: Path) -> str:
 def check_key(params: Params, as_of: str, champion: Champion, reference: Reference, window: CurrentWindow) -> str:
     from retrainer.lineage import PACKAGE_DIR
 
-    code = hashlib.sha256(b"".join((PACKAGE_DIR / n).read_bytes() for n in ("drift.py", "monitor.py"))).hexdigest()
+    sources = [*sorted((PACKAGE_DIR / "drift").glob("*.py")), PACKAGE_DIR / "monitor.py"]
+    code = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
     parts = [as_of, champion.version, reference.meta.get("md5", ""), window.data_hash,
              json.dumps(params.drift.model_dump(), sort_keys=True), code[:12]]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
