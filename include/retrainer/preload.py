@@ -87,7 +87,7 @@ def preload(modules: tuple[str, ...] = HEAVY_MODULES) -> dict[str, float]:
     and fails there with the real error, where the user looks for it.
     """
     # Great Expectations' own import flags (no analytics call) come with its import helper.
-    from retrainer.validate import _import_gx
+    from retrainer.validate import import_gx
 
     seconds: dict[str, float] = {}
     for name in modules:
@@ -101,7 +101,7 @@ def preload(modules: tuple[str, ...] = HEAVY_MODULES) -> dict[str, float]:
                 # trips hundreds of Airflow's deprecated-attribute warnings into the scheduler log.
                 warnings.simplefilter("ignore")
                 if name == "great_expectations":
-                    _import_gx()
+                    import_gx()
                 else:
                     importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - preloading is an optimisation, never a failure
