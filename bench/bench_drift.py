@@ -1,6 +1,6 @@
 """Drift check speed and agreement: Evidently on the full data against Retrainer's fast path.
 
-For each benchmark case of ``retrainer.drift_cases`` (20 columns with known drifted columns, some
+For each benchmark case of ``bench/drift_cases.py`` (20 columns with known drifted columns, some
 built to land near Evidently's 0.1 threshold), on the same in-memory frames:
 
 * **full Evidently**: ``Report([DataDriftPreset])`` on all rows (what a naive monitor runs);
@@ -32,12 +32,12 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "include"))
+sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 
+from bench.drift_cases import CASES, drift_case, simulate_daily_checks  # noqa: E402
 from retrainer import drift  # noqa: E402
 from retrainer.config import load_params  # noqa: E402
 from retrainer.datagen import DriftSpec  # noqa: E402
-from retrainer.drift_cases import CASES, drift_case, simulate_daily_checks  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0", "false")
 ROWS = int(os.environ.get("BENCH_DRIFT_ROWS", 100_000 if QUICK else 1_000_000))

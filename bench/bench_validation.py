@@ -171,7 +171,7 @@ def _gx_import_seconds() -> float:
     """GX import in a fresh interpreter (what a task process pays once)."""
     code = (
         "import time, sys; sys.path.insert(0, sys.argv[1]); t = time.perf_counter();"
-        " from retrainer.validate import _import_gx; _import_gx(); print(time.perf_counter() - t)"
+        " from retrainer.validate import import_gx; import_gx(); print(time.perf_counter() - t)"
     )
     out = subprocess.run(  # noqa: S603 - our own interpreter running a fixed snippet
         [sys.executable, "-c", code, str(ROOT / "include")], check=True, capture_output=True, text=True
@@ -211,7 +211,7 @@ def main() -> int:
         clean_file, broken_file = tmp_path / "clean.parquet", tmp_path / "broken.parquet"
         write_partition(_as_ingested(generate_day(DAY, ROWS, SEED)), clean_file)
         write_partition(_as_ingested(generate_day(DAY, ROWS, SEED, incidents=INCIDENTS)), broken_file)
-        validate._import_gx()
+        validate.import_gx()
         counter = iter(range(10_000))
 
         def report_dir() -> Path:

@@ -292,66 +292,85 @@ def _column_expectations(
     out += _null_expectations(column, null_rate, role, where)
 
     if pd.api.types.is_datetime64_any_dtype(dtype):
-        if role == "event time":
-            out.append(
-                _exp(
-                    "expect_column_values_to_be_between",
-                    {
-                        "column": column,
-                        "min_value": {"$PARAMETER": "interval_start"},
-                        "max_value": {"$PARAMETER": "interval_end"},
-                        "strict_max": True,
-                    },
-                    "critical",
-                    "rows must fall in the run's data interval [start, end)",
-                )
-            )
-        return out
+        return out + _interval_expectations(column, role)
     if pd.api.types.is_bool_dtype(dtype):
         return out  # the dtype check already limits the values to True and False
-
     if pd.api.types.is_numeric_dtype(dtype):
-        if role == "entity id":
-            notes.append(f"{column}: a numeric entity id gets no range or mean check (new ids grow).")
-            return out
-        if role == "label" and values.nunique() <= max_categories:
-            classes = sorted(_plain(v) for v in values.unique())
-            out.append(
-                _exp(
-                    "expect_column_values_to_be_in_set",
-                    {"column": column, "value_set": classes},
-                    "critical",
-                    f"the label classes seen in {where}",
-                )
-            )
-            return out + _numeric_expectations(column, values, dtype, margin, where, role, with_range=False)
-        return out + _numeric_expectations(column, values, dtype, margin, where, role, with_range=True)
+        return out + _number_expectations(column, values, dtype, role, margin, max_categories, where, notes)
+    return out + _text_expectations(column, values, role, margin, max_categories, where)
 
-    # Text: object, string or category columns. A set when few distinct values repeat, else lengths.
+
+def _interval_expectations(column: str, role: str | None) -> list[dict]:
+    """The event time falls in the run's data interval; other timestamps get only their type check."""
+    if role != "event time":
+        return []
+    return [
+        _exp(
+            "expect_column_values_to_be_between",
+            {
+                "column": column,
+                "min_value": {"$PARAMETER": "interval_start"},
+                "max_value": {"$PARAMETER": "interval_end"},
+                "strict_max": True,
+            },
+            "critical",
+            "rows must fall in the run's data interval [start, end)",
+        )
+    ]
+
+
+def _number_expectations(
+    column: str,
+    values: pd.Series,
+    dtype,
+    role: str | None,
+    margin: float,
+    max_categories: int,
+    where: str,
+    notes: list[str],
+) -> list[dict]:
+    """A label's class set, or a range and mean; nothing for a numeric entity id."""
+    if role == "entity id":
+        notes.append(f"{column}: a numeric entity id gets no range or mean check (new ids grow).")
+        return []
+    if role == "label" and values.nunique() <= max_categories:
+        classes = sorted(_plain(v) for v in values.unique())
+        label_set = _exp(
+            "expect_column_values_to_be_in_set",
+            {"column": column, "value_set": classes},
+            "critical",
+            f"the label classes seen in {where}",
+        )
+        return [label_set, *_numeric_expectations(column, values, dtype, margin, where, role, with_range=False)]
+    return _numeric_expectations(column, values, dtype, margin, where, role, with_range=True)
+
+
+def _text_expectations(
+    column: str, values: pd.Series, role: str | None, margin: float, max_categories: int, where: str
+) -> list[dict]:
+    """Object, string or category columns: a set when few distinct values repeat, else lengths."""
     text = values.astype(str)
     distinct = text.unique()
     if role != "entity id" and len(distinct) <= min(max_categories, max(1, len(text) // 2)):
-        out.append(
+        return [
             _exp(
                 "expect_column_values_to_be_in_set",
                 {"column": column, "value_set": sorted(str(v) for v in distinct)},
                 "critical",
                 f"{len(distinct)} categories seen in {where}; an unseen category breaks encoders",
             )
-        )
-        return out
+        ]
     lengths = text.str.len()
     lo, hi = int(lengths.min()), int(lengths.max())
     spread = math.ceil(margin * (hi - lo))
-    out.append(
+    return [
         _exp(
             "expect_column_value_lengths_to_be_between",
             {"column": column, "min_value": max(0, lo - spread), "max_value": hi + spread},
             "critical",
             f"{len(distinct):,} distinct values of length {lo}..{hi} in {where}",
         )
-    )
-    return out
+    ]
 
 
 def _null_expectations(column: str, null_rate: float, role: str | None, where: str) -> list[dict]:

@@ -21,12 +21,13 @@ Python API rather than the CLI
 
 Concurrency and crash safety
     DVC refuses concurrent commands on one repo (``LockError``). All DVC work here runs under
-    an inter-process ``fcntl.flock`` on ``<root>/.dvc/tmp/retrainer.lock`` with a bounded wait
-    (``timeout``, default 600 s; :class:`LockTimeout` names the lock file and its last holder).
-    The kernel drops a flock when its holder dies, even by SIGKILL, so a killed process never
-    leaves a stale lock. DVC's own locks are crash-safe too: ``.dvc/tmp/lock`` is an fcntl lock
-    (the leftover file is harmless) and ``.dvc/tmp/rwlock`` entries of dead PIDs are dropped by
-    DVC. Anything outside our lock that still holds DVC's lock (a person running ``dvc status``)
+    an inter-process lock on ``<root>/.dvc/tmp/retrainer.lock`` (``filelock.FileLock``, a kernel
+    ``flock`` on Unix) with a bounded wait (``timeout``, default 600 s; :class:`LockTimeout` names
+    the lock file and its last holder, which each holder writes into it). The kernel drops a flock
+    when its holder dies, even by SIGKILL, so a killed process never leaves a stale lock. Before
+    ``.dvc/tmp`` exists, initialisation locks the root folder itself (``filelock.lock_descriptor``).
+    DVC's own locks are crash-safe too: ``.dvc/tmp/lock`` is an fcntl lock (the leftover file is
+    harmless) and ``.dvc/tmp/rwlock`` entries of dead PIDs are dropped by DVC. Anything outside our lock that still holds DVC's lock (a person running ``dvc status``)
     makes DVC raise ``LockError``, which is retried with backoff (:data:`DVC_LOCK_RETRIES`).
     DVC writes cache and remote objects through a temporary file and a rename, so a crash
     mid-``add``/``push`` leaves at most a stray temporary file and a retry completes; a ``.dvc``
@@ -46,13 +47,11 @@ Paths
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,6 +60,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from filelock import FileLock, Timeout, lock_descriptor, unlock_descriptor
 
 __all__ = [
     "DVC_LOCK_RETRIES",
@@ -322,9 +322,6 @@ def fetch(
 
 # --------------------------------------------------------------------------- locking
 
-_held = threading.local()
-
-
 @contextmanager
 def lock(root: Path, *, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Hold the inter-process lock that serialises DVC work on ``root``.
@@ -338,63 +335,45 @@ def lock(root: Path, *, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         raise VersioningError(f"{root} is not a DVC repo (no .dvc/); call ensure_repo first")
     tmp.mkdir(exist_ok=True)
     lock_path = tmp / LOCK_FILE
-    counts: dict[str, int] = _held.__dict__.setdefault("counts", {})
-    key = str(lock_path)
-    if counts.get(key):
-        counts[key] += 1
-        try:
-            yield
-        finally:
-            counts[key] -= 1
-        return
-
-    fd = _flock(lock_path, timeout)
-    counts[key] = 1
+    # One instance per lock file (is_singleton): a nested call in the same thread only counts up.
+    repo_lock = FileLock(lock_path, is_singleton=True, preserve_lock_file=True, on_acquired=_note_holder)
+    try:
+        repo_lock.acquire(timeout=max(0.0, timeout))
+    except Timeout:
+        raise LockTimeout(
+            f"timed out after {timeout:g} s waiting for the DVC repo lock {lock_path} (held by {_holder(lock_path)})"
+        ) from None
     try:
         yield
     finally:
-        counts[key] = 0
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        repo_lock.release()
 
 
-def _flock(path: Path, timeout: float, *, what: str = "DVC repo lock") -> int:
-    """Open and exclusively flock ``path``, polling until ``timeout``; return the fd."""
-    deadline = time.monotonic() + max(0.0, timeout)
-    delay = 0.02
-    while True:
-        is_dir = path.is_dir()
-        fd = os.open(path, os.O_RDONLY if is_dir else os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+def _note_holder(fd: int) -> None:
+    """Write who holds the lock into the lock file, for the :class:`LockTimeout` of a waiter."""
+    note = f"pid {os.getpid()} {' '.join(sys.argv)[:200]}\n".encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, note, 0)
+
+
+@contextmanager
+def _folder_lock(folder: Path, timeout: float) -> Iterator[None]:
+    """An exclusive lock on ``folder`` itself (``FileLock`` needs a file it may create and write)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + max(0.0, timeout)
+        while not lock_descriptor(fd, blocking=False):
+            if time.monotonic() >= deadline:
                 raise LockTimeout(
-                    f"timed out after {timeout:g} s waiting for the {what} {path} (held by {_holder(path)})"
-                ) from None
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 0.5)
-            continue
-        except BaseException:
-            os.close(fd)
-            raise
-        # The file may have been deleted and recreated while we waited: lock the live one.
+                    f"timed out after {timeout:g} s waiting for the DVC init lock on {folder} (held by another process)"
+                )
+            time.sleep(0.05)
         try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if not same:
-            os.close(fd)
-            continue
-        if not is_dir:
-            note = f"pid {os.getpid()} {' '.join(sys.argv)[:200]}\n".encode()
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, note, 0)
-        return fd
+            yield
+        finally:
+            unlock_descriptor(fd)
+    finally:
+        os.close(fd)
 
 
 def _holder(path: Path) -> str:
@@ -436,9 +415,8 @@ def _init_if_needed(root: Path, timeout: float) -> None:
     dvc_dir = root / ".dvc"
     if (dvc_dir / "config").is_file():
         return
-    # .dvc/tmp does not exist yet, so serialise initialisation with a flock on root itself.
-    fd = _flock(root, timeout, what="DVC init lock on")
-    try:
+    # .dvc/tmp does not exist yet, so serialise initialisation with a lock on root itself.
+    with _folder_lock(root, timeout):
         if (dvc_dir / "config").is_file():
             return
         from dvc.repo import Repo
@@ -452,11 +430,6 @@ def _init_if_needed(root: Path, timeout: float) -> None:
         else:
             repo = Repo.init(str(root), subdir=toplevel != root, force=force)
         repo.close()
-    finally:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
 
 
 def _git_toplevel(root: Path) -> Path | None:

@@ -10,9 +10,9 @@ from datetime import date, timedelta
 
 import pytest
 
+from bench.drift_cases import simulate_daily_checks
 from retrainer.config import load_params
 from retrainer.datagen import DriftSpec
-from retrainer.drift_cases import simulate_daily_checks
 from tests.conftest import REPO_ROOT
 
 FIRST = date(2026, 5, 1)

@@ -18,6 +18,7 @@ from retrainer import monitor
 from retrainer.config import load_params
 from retrainer.datagen import DriftSpec, seed_source
 from retrainer.drift import ReferenceProfile
+from retrainer.errors import NoChampion
 from retrainer.ingest import ingest_window
 from retrainer.pipeline import run_pipeline
 from tests.conftest import AS_OF, seed
@@ -55,7 +56,7 @@ def _mlflow_run(params, run_id):
 
 def test_no_champion_means_nothing_to_check(make_project):
     params = load_params(make_project())
-    with pytest.raises(monitor.NoChampion, match="has no champion yet"):
+    with pytest.raises(NoChampion, match="has no champion yet"):
         monitor.run_check(params, AS_OF)
 
 

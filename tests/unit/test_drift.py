@@ -12,9 +12,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from bench.drift_cases import CASES, drift_case
 from retrainer import drift
 from retrainer.config import DriftMethod
-from retrainer.drift_cases import CASES, drift_case
 
 ROWS = 50_000
 

@@ -1,4 +1,7 @@
-"""Benchmark data sets with known drifted columns, for the drift tests and ``bench/bench_drift.py``.
+"""Benchmark data sets with known drifted columns, for ``bench/bench_drift.py`` and the drift tests.
+
+Benchmark-only data, so it lives under ``bench/`` rather than in the library; the tests import it
+as ``bench.drift_cases`` (the repository root is on their path).
 
 Each case is a (reference, current) pair of 20 columns: the 14 churn features of the generator
 (``retrainer.datagen``), with its own drift injection, plus 6 synthetic columns whose shifts are

@@ -1,0 +1,155 @@
+"""Great Expectations plumbing: the lazy import, an in-memory context, and two costs switched off.
+
+Importing GX takes seconds, so it happens here, inside functions, on first use. :func:`batches_released`
+frees each batch's memory in a loop of validations.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+DOCS_SITE = "local_site"
+
+
+@contextmanager
+def batches_released() -> Iterator[Callable[[], None]]:
+    """For a loop validating one batch after another: yields ``release()``, to call after each batch.
+
+    GX keeps each batch's DataFrame (and its Arrow buffers) in reference cycles between the context,
+    the execution engine and the batch; only a full garbage collection frees them, and with hundreds
+    of thousands of long-lived objects (pandas, GX, MLflow...) Python runs one rarely. Validating
+    28 daily partitions then held every one of them: about 14x a partition at 5M rows in the window
+    (bench/bench_scale.py). The long-lived objects are frozen for the loop (``gc.freeze``: a
+    collection skips them), so ``release()`` is a full collection of what the loop made: milliseconds.
+    It then hands the freed memory back to the system (Arrow's pool and the C heap keep it otherwise),
+    so the next batch starts from the same footprint instead of on top of the last one's leftovers.
+    """
+    import gc
+
+    def release() -> None:
+        gc.collect()
+        _return_free_memory()
+
+    gc.freeze()
+    try:
+        yield release
+    finally:
+        gc.unfreeze()
+
+
+def _return_free_memory() -> None:
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``); None elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    libc_name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(libc_name).malloc_trim if libc_name else None
+    except (OSError, AttributeError):  # other C libraries have no such call
+        return None
+
+
+def arrow_strings(df: pd.DataFrame) -> pd.DataFrame:
+    """``string[python]`` columns as ``string[pyarrow]`` (lossless: same dtype name, values and NA).
+
+    Converted once here rather than paid in every set, uniqueness and null check; ``object``
+    columns are left alone because GX type-checks their values one by one.
+    """
+    import pandas as pd
+
+    arrow = pd.StringDtype("pyarrow")
+    converted = {
+        name: df[name].astype(arrow)
+        for name, dtype in df.dtypes.items()
+        if isinstance(dtype, pd.StringDtype) and dtype.storage == "python"
+    }
+    return df.assign(**converted) if converted else df
+
+
+@contextmanager
+def lean_pandas_engine() -> Iterator[None]:
+    """Two costs of GX's pandas engine that buy the gate nothing, switched off for one run.
+
+    * Copy-on-Write: for every column map expectation GX filters nulls out of the WHOLE batch
+      (``df[df[column].notnull()]``); without Copy-on-Write pandas deep-copies all columns even
+      when nothing is null (about 0.2 s per expectation on 1M rows). With it the copy is lazy.
+      Copy-on-Write is pandas' own mode (the default from pandas 3), so GX cannot alter our frame.
+    * The batch fingerprint: GX 1.24 MD5-hashes every pandas batch under 1 GB
+      (``PandasExecutionEngine.get_batch_data_and_markers``, ``HASH_THRESHOLD = 1e9``) only to
+      store it as ``batch_markers.pandas_data_fingerprint`` in the result; there is no setting to
+      turn it off, and it costs ~1.7 s per 1M rows, again in the re-run of failures. The partition
+      is identified by its path (and by DVC's hash) anyway, so the threshold is lowered for the run.
+    """
+    import pandas as pd
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    threshold = getattr(engine, "HASH_THRESHOLD", None)
+    if threshold is not None:
+        engine.HASH_THRESHOLD = 0
+    try:
+        with pd.option_context("mode.copy_on_write", True):
+            yield
+    finally:
+        if threshold is not None:
+            engine.HASH_THRESHOLD = threshold
+
+
+def import_gx():
+    """``great_expectations``, imported quietly and offline (the first import takes seconds)."""
+    # Analytics would try the network; there is none here.
+    os.environ["GX_ANALYTICS_ENABLED"] = "False"
+    # GX's docs decorators log ~200 INFO lines at import once Airflow's structlog config is active;
+    # leave the level alone when someone has set it on purpose.
+    gx_logger = logging.getLogger("great_expectations")
+    if gx_logger.level == logging.NOTSET:
+        gx_logger.setLevel(logging.WARNING)
+    import great_expectations as gx
+
+    return gx
+
+
+def ephemeral_context(docs_dir: Path | None):
+    """An in-memory context: nothing is written to the CWD, and only docs_dir receives files."""
+    gx = import_gx()
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    sites = {}
+    if docs_dir is not None:
+        sites[DOCS_SITE] = {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    config = DataContextConfig(
+        # The default ephemeral config adds a docs site in a fresh temp folder; ours replaces it.
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        data_docs_sites=sites,
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),  # tqdm bars would flood task logs
+    )
+    return gx.get_context(project_config=config, mode="ephemeral")
