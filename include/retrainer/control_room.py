@@ -179,8 +179,7 @@ def decision_view(decision: dict | None) -> dict | None:
 
 def model_card(params: Params, alias: str) -> dict | None:
     """The version holding ``alias``: metric, training days, promotion, gate decision and links."""
-    from retrainer.evaluate import current_alias
-    from retrainer.tracking import mlflow_client
+    from retrainer.tracking import current_alias, mlflow_client
 
     mv = current_alias(params, alias)
     if mv is None:

@@ -31,16 +31,13 @@ from retrainer.metrics import METRIC_DIRECTIONS, Comparison, all_metrics, improv
 from retrainer.names import CHAMPION
 from retrainer.prepare import PreparedData
 from retrainer.storage import write_bytes_atomic, write_json_atomic
-from retrainer.tracking import mlflow_client
+from retrainer.tracking import DEMOTED_TAG, GATE_TAG, current_alias, mlflow_client, version_as_of
 from retrainer.train import TrainedModel, feature_frame, predict_scores
 
 if TYPE_CHECKING:
     import numpy as np
 
 MISSING_SEGMENT = "(missing)"
-# Version tags the gate reads (register.py writes them).
-AS_OF_TAG = "retrainer.as_of"
-DEMOTED_TAG = "retrainer.demoted"
 
 
 @dataclass
@@ -403,32 +400,6 @@ def _safe_metric(metric: str, y: np.ndarray, scores: np.ndarray, threshold: floa
 # --------------------------------------------------------------------------------------------------
 
 
-def current_alias(params: Params, alias: str):
-    """The model version holding ``alias``, or None when the model or the alias does not exist yet."""
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow_client(params)
-    try:
-        return client.get_model_version_by_alias(params.model.registered_name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            return None
-        raise
-
-
-def version_as_of(params: Params, version: Any) -> str | None:
-    """The as-of date a model version was trained for: its tag, else its run's tag."""
-    if version is None:
-        return None
-    as_of = (version.tags or {}).get(AS_OF_TAG)
-    if as_of:
-        return as_of
-    if version.run_id:
-        run = mlflow_client(params).get_run(version.run_id)
-        return run.data.tags.get(AS_OF_TAG)
-    return None
-
-
 LATENCY_SAMPLE_ROWS = 50_000
 
 
@@ -585,7 +556,7 @@ def _earlier_decision(params: Params, out_path: Path, trained: TrainedModel, cha
     if not same_challenger or not (same_champion or promoted_it) or _demotion(params, trained.run_id):
         return None
     run = mlflow_client(params).get_run(trained.run_id)
-    if run.data.tags.get("retrainer.gate") is None:
+    if run.data.tags.get(GATE_TAG) is None:
         return None  # the earlier try died before logging it: decide (and log) again
     return earlier
 
@@ -632,7 +603,7 @@ def _log_decision(params: Params, run_id: str, decision: Decision) -> None:
     for name, value in values.items():
         if value is not None and math.isfinite(value):
             client.log_metric(run_id, name, float(value))
-    client.set_tag(run_id, "retrainer.gate", "passed" if decision.passed else "failed")
+    client.set_tag(run_id, GATE_TAG, "passed" if decision.passed else "failed")
     client.set_tag(run_id, "retrainer.gate_promote", str(decision.promote).lower())
     client.set_tag(run_id, "retrainer.gate_champion", decision.champion_version or "none")
     if decision.historical:

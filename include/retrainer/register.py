@@ -37,22 +37,28 @@ from urllib.parse import urlparse
 
 from retrainer.config import Params
 from retrainer.errors import ChampionMoved, PromotionRefused, RegistryError
-from retrainer.evaluate import (
+from retrainer.evaluate import Decision
+from retrainer.names import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
+from retrainer.tracking import (
+    APPROVAL_TAG,
     AS_OF_TAG,
     DEMOTED_TAG,
-    Decision,
+    GATE_TAG,
+    HISTORICAL_TAG,
+    HISTORY_TAG,
+    RUN_KEY_TAG,
+    RUN_TYPE_TAG,
+    alias_version,
+    champion_history,
+    champion_summary,  # noqa: F401  read from here by the CLI, the launcher and tests (its home: tracking)
     current_alias,
+    mlflow_client,
+    registry_status,  # noqa: F401  as champion_summary
     version_as_of,
+    version_number,
 )
-from retrainer.names import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
-from retrainer.tracking import RUN_KEY_TAG, mlflow_client
 from retrainer.train import TrainedModel
 
-HISTORY_TAG = "retrainer.champion_history"
-GATE_TAG = "retrainer.gate"
-APPROVAL_TAG = "retrainer.approval"
-RUN_TYPE_TAG = "retrainer.run_type"
-HISTORICAL_TAG = "retrainer.historical"
 # Copied from the MLflow run onto its model version, so the registry alone shows where a model came from.
 LINEAGE_TAGS = (
     "retrainer.data_hash",
@@ -196,25 +202,9 @@ def _get_version(params: Params, version: str | int):
         return None
 
 
-def _version_of(mv: Any) -> str | None:
-    return None if mv is None else str(mv.version)
-
-
 # --------------------------------------------------------------------------------------------------
 # History and the move itself (callers hold the lock)
 # --------------------------------------------------------------------------------------------------
-
-
-def champion_history(params: Params) -> list[dict[str, Any]]:
-    """Champion moves, oldest first (the last ``registry.history_length`` of them)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        model = mlflow_client(params).get_registered_model(params.model.registered_name)
-    except MlflowException:
-        return []
-    raw = (model.tags or {}).get(HISTORY_TAG)
-    return json.loads(raw) if raw else []
 
 
 def _append_history(params: Params, entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -267,7 +257,7 @@ def _move_champion_locked(
     if (target.tags or {}).get(DEMOTED_TAG):
         client.delete_model_version_tag(name, version, DEMOTED_TAG)
     # Read back: a writer that does not share our lock (another host on a remote server) shows up here.
-    now = _version_of(current_alias(params, CHAMPION))
+    now = alias_version(params, CHAMPION)
     if now != version:
         raise ChampionMoved(
             f"champion of {name} is v{now} right after this process set it to v{version}: another writer "
@@ -284,7 +274,7 @@ def _ensure_recorded(params: Params, version: str, action: str, by: str, at: str
     """A retry after a crash between the alias move and its record: add the missing history entry."""
     history = champion_history(params)
     if not history or str(history[-1]["version"]) != version:
-        previous = _version_of(current_alias(params, PREVIOUS_CHAMPION))
+        previous = alias_version(params, PREVIOUS_CHAMPION)
         _append_history(
             params,
             {
@@ -355,7 +345,7 @@ def register_model(
 
         challenger_note = _point_challenger(params, version, decision.as_of)
         current = current_alias(params, CHAMPION)
-        before = _version_of(current)
+        before = version_number(current)
         status, approval, promoted = _act_on_decision(params, decision, version, before)
         if status == "promote":
             move = _move_champion_locked(
@@ -369,7 +359,7 @@ def register_model(
                 _ensure_recorded(params, version, "auto", by, _now(), decision.challenger_run_id)
         if approval:
             client.set_model_version_tag(name, version, APPROVAL_TAG, approval)
-        after = _version_of(current_alias(params, CHAMPION))
+        after = alias_version(params, CHAMPION)
         aliases = sorted(client.get_model_version(name, version).aliases)
 
     return Registration(
@@ -477,13 +467,13 @@ def plan_promotion(params: Params, version: str | int, override: bool = False) -
     version = str(version)
     mv = _ready_version(params, version)
     current = current_alias(params, CHAMPION)
-    problems = [] if _version_of(current) == version else _promotion_problems(params, mv, current)
+    problems = [] if version_number(current) == version else _promotion_problems(params, mv, current)
     if problems and not override:
         raise PromotionRefused(
             f"not promoting {params.model.registered_name} v{version}: " + "; ".join(problems)
             + " (set override to promote anyway)"
         )
-    return {"version": version, "champion": _version_of(current), "problems": problems}
+    return {"version": version, "champion": version_number(current), "problems": problems}
 
 
 def promote_version(
@@ -506,7 +496,7 @@ def promote_version(
     with registry_lock(params):
         mv = _ready_version(params, version)
         current = current_alias(params, CHAMPION)
-        before = _version_of(current)
+        before = version_number(current)
         if before == version:
             _ensure_recorded(params, version, "promote", by, at, None)
             return ChampionMove(
@@ -568,9 +558,9 @@ def rollback(
     at = at or _now()
     with registry_lock(params):
         current = current_alias(params, CHAMPION)
-        before = _version_of(current)
+        before = version_number(current)
         if expected_champion is not None and to_version is not None and before == str(to_version):
-            previous = _version_of(current_alias(params, PREVIOUS_CHAMPION))
+            previous = alias_version(params, PREVIOUS_CHAMPION)
             if previous == str(expected_champion):
                 return ChampionMove(
                     name, "rollback", before, previous, by, reason, at, False,
@@ -585,60 +575,3 @@ def rollback(
         client.set_model_version_tag(name, plan["from"], DEMOTED_TAG, demotion)
         client.set_model_version_tag(name, plan["from"], APPROVAL_TAG, "rolled_back")
         return move
-
-
-# --------------------------------------------------------------------------------------------------
-# Read-only views
-# --------------------------------------------------------------------------------------------------
-
-
-def champion_summary(params: Params) -> dict | None:
-    """Name, version, aliases and primary metric of the current champion, or None when there is none."""
-    champion = current_alias(params, CHAMPION)
-    if champion is None:
-        return None
-    client = mlflow_client(params)
-    metric = params.evaluation.primary_metric
-    run = client.get_run(champion.run_id)
-    previous = current_alias(params, PREVIOUS_CHAMPION)
-    challenger = current_alias(params, CHALLENGER)
-    return {
-        "name": params.model.registered_name,
-        "version": str(champion.version),
-        "aliases": sorted(champion.aliases),
-        "metric_name": f"holdout_{metric}",
-        "metric_value": run.data.metrics.get(f"holdout_{metric}"),
-        "run_id": champion.run_id,
-        "as_of": run.data.tags.get(AS_OF_TAG),
-        "previous_version": _version_of(previous),
-        "challenger_version": _version_of(challenger),
-    }
-
-
-def registry_status(params: Params, limit: int = 10) -> dict[str, Any]:
-    """Aliases, the newest ``limit`` versions with their gate/approval tags, and the champion history."""
-    client = mlflow_client(params)
-    name = params.model.registered_name
-    versions = sorted(
-        client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version), reverse=True
-    )[:limit]
-    aliases = {a: _version_of(current_alias(params, a)) for a in (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)}
-    return {
-        "name": name,
-        "aliases": aliases,
-        "versions": [
-            {
-                "version": str(v.version),
-                # search results do not carry aliases in MLflow 3: take them from the alias lookups
-                "aliases": sorted(a for a, held in aliases.items() if held == str(v.version)),
-                "as_of": (v.tags or {}).get(AS_OF_TAG),
-                "run_type": (v.tags or {}).get(RUN_TYPE_TAG),
-                "gate": (v.tags or {}).get(GATE_TAG),
-                "approval": (v.tags or {}).get(APPROVAL_TAG),
-                "demoted": (v.tags or {}).get(DEMOTED_TAG),
-                "run_id": v.run_id,
-            }
-            for v in versions
-        ],
-        "history": champion_history(params),
-    }

@@ -24,23 +24,23 @@ from retrainer import cli
 from retrainer.config import Params, load_params
 from retrainer.datagen import generate_day
 from retrainer.errors import ChampionMoved, NoModel, PartitionNotReady, PromotionRefused
-from retrainer.evaluate import DEMOTED_TAG, current_alias, evaluate_challenger
+from retrainer.evaluate import evaluate_challenger
 from retrainer.lineage import run_key
 from retrainer.names import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from retrainer.prepare import PreparedData, prepare_window
-from retrainer.register import (
+from retrainer.register import promote_version, register_model, rollback
+from retrainer.scoring import score_day
+from retrainer.storage import partition_file, write_json_atomic
+from retrainer.tracking import (
     APPROVAL_TAG,
+    DEMOTED_TAG,
     GATE_TAG,
     RUN_TYPE_TAG,
     champion_history,
-    promote_version,
-    register_model,
+    current_alias,
+    mlflow_client,
     registry_status,
-    rollback,
 )
-from retrainer.scoring import score_day
-from retrainer.storage import partition_file, write_json_atomic
-from retrainer.tracking import mlflow_client
 from retrainer.train import TrainedModel, train_model
 from tests.conftest import AS_OF, write_project
 from tests.unit import registry_workers
