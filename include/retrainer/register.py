@@ -302,8 +302,6 @@ def register_model(
     ``facts`` are the run's facts (as_of, run_type, dag_id, run_id...). The champion moves only in
     ``promotion: auto`` and only by check-and-set against ``decision.champion_version``.
     """
-    import mlflow
-
     client = mlflow_client(params)
     name = params.model.registered_name
     facts = dict(facts or {})
@@ -311,52 +309,12 @@ def register_model(
     by = f"{facts.get('dag_id') or 'retrainer'}/{facts.get('run_id') or 'cli'}"
 
     with registry_lock(params) as lock_scope:
-        existing = version_for_run(params, trained.run_id, trained.run_key)
-        reused = existing is not None
-        if existing is None:
-            version = str(
-                mlflow.register_model(
-                    trained.model_uri, name, tags={RUN_KEY_TAG: trained.run_key, AS_OF_TAG: decision.as_of}
-                ).version
-            )
-        else:
-            version = str(existing.version)
-        _wait_ready(params, version)
-
-        run_tags = client.get_run(trained.run_id).data.tags
-        metric = decision.primary_metric
-        tags = {
-            RUN_KEY_TAG: trained.run_key,
-            AS_OF_TAG: decision.as_of,
-            RUN_TYPE_TAG: run_type or "unknown",
-            GATE_TAG: "passed" if decision.passed else "failed",
-            f"retrainer.{metric}": f"{decision.challenger_metrics[metric]:.6f}",
-            "retrainer.gate_champion": decision.champion_version or "none",
-            "retrainer.gate_reasons": " | ".join(decision.reasons)[:4000],
-            HISTORICAL_TAG: str(decision.historical).lower(),
-            **{k: run_tags[k] for k in LINEAGE_TAGS if run_tags.get(k)},
-        }
-        if decision.improvement_ci:
-            tags["retrainer.gate_improvement"] = (
-                f"{decision.improvement:+.4f} [{decision.improvement_ci[0]:+.4f}, {decision.improvement_ci[1]:+.4f}]"
-            )
-        for key, value in tags.items():
+        version, reused = _register_once(params, trained, decision.as_of)
+        for key, value in _version_tags(params, trained, decision, run_type).items():
             client.set_model_version_tag(name, version, key, str(value))
-
         challenger_note = _point_challenger(params, version, decision.as_of)
-        current = current_alias(params, CHAMPION)
-        before = version_number(current)
-        status, approval, promoted = _act_on_decision(params, decision, version, before)
-        if status == "promote":
-            move = _move_champion_locked(
-                params, version, before, "auto", by, _promotion_reason(decision), _now(), decision.challenger_run_id
-            )
-            status, approval, promoted = "promoted", "approved_auto", True
-            note = move.note
-        else:
-            note = _STATUS_NOTES[status].format(v=version, champion=before, made=decision.champion_version)
-            if status == "already_champion":
-                _ensure_recorded(params, version, "auto", by, _now(), decision.challenger_run_id)
+        before = alias_version(params, CHAMPION)
+        status, approval, note = _act_on_decision_locked(params, decision, version, before, by)
         if approval:
             client.set_model_version_tag(name, version, APPROVAL_TAG, approval)
         after = alias_version(params, CHAMPION)
@@ -366,7 +324,7 @@ def register_model(
         name=name,
         version=version,
         aliases=aliases,
-        promoted=promoted,
+        promoted=status == "promoted",
         reused=reused,
         note=note + (f"; {challenger_note}" if challenger_note else ""),
         status=status,
@@ -376,6 +334,58 @@ def register_model(
         champion_after=after,
         lock=lock_scope,
     )
+
+
+def _register_once(params: Params, trained: TrainedModel, as_of: str) -> tuple[str, bool]:
+    """The version of ``trained``'s run (or run key), registered now if there is none yet; and whether
+    it already existed. Waits until the version is READY."""
+    import mlflow
+
+    existing = version_for_run(params, trained.run_id, trained.run_key)
+    if existing is None:
+        tags = {RUN_KEY_TAG: trained.run_key, AS_OF_TAG: as_of}
+        version = str(mlflow.register_model(trained.model_uri, params.model.registered_name, tags=tags).version)
+    else:
+        version = str(existing.version)
+    _wait_ready(params, version)
+    return version, existing is not None
+
+
+def _version_tags(params: Params, trained: TrainedModel, decision: Decision, run_type: str) -> dict[str, str]:
+    """The tags a registered version carries: run key, as-of date, run type, the gate's result, lineage."""
+    run_tags = mlflow_client(params).get_run(trained.run_id).data.tags
+    metric = decision.primary_metric
+    tags = {
+        RUN_KEY_TAG: trained.run_key,
+        AS_OF_TAG: decision.as_of,
+        RUN_TYPE_TAG: run_type or "unknown",
+        GATE_TAG: "passed" if decision.passed else "failed",
+        f"retrainer.{metric}": f"{decision.challenger_metrics[metric]:.6f}",
+        "retrainer.gate_champion": decision.champion_version or "none",
+        "retrainer.gate_reasons": " | ".join(decision.reasons)[:4000],
+        HISTORICAL_TAG: str(decision.historical).lower(),
+        **{k: run_tags[k] for k in LINEAGE_TAGS if run_tags.get(k)},
+    }
+    if decision.improvement_ci:
+        tags["retrainer.gate_improvement"] = (
+            f"{decision.improvement:+.4f} [{decision.improvement_ci[0]:+.4f}, {decision.improvement_ci[1]:+.4f}]"
+        )
+    return tags
+
+
+def _act_on_decision_locked(
+    params: Params, decision: Decision, version: str, before: str | None, by: str
+) -> tuple[str, str, str]:
+    """(status, approval tag, note) once the decision is acted on: the champion moved (``promoted``), or
+    why not. The caller holds the lock."""
+    status, approval = _status(params, decision, version, before)
+    if status == "promote":
+        reason = _promotion_reason(decision)
+        move = _move_champion_locked(params, version, before, "auto", by, reason, _now(), decision.challenger_run_id)
+        return "promoted", "approved_auto", move.note
+    if status == "already_champion":
+        _ensure_recorded(params, version, "auto", by, _now(), decision.challenger_run_id)
+    return status, approval, _STATUS_NOTES[status].format(v=version, champion=before, made=decision.champion_version)
 
 
 _STATUS_NOTES = {
@@ -402,21 +412,21 @@ def _promotion_reason(decision: Decision) -> str:
     )
 
 
-def _act_on_decision(params: Params, decision: Decision, version: str, current: str | None) -> tuple[str, str, bool]:
-    """(status, approval tag, promoted) for a registered version; status ``promote`` means: move now."""
+def _status(params: Params, decision: Decision, version: str, current: str | None) -> tuple[str, str]:
+    """(status, approval tag) for a registered version; status ``promote`` means: move now."""
     if current == version:
-        return "already_champion", "", False
+        return "already_champion", ""
     if decision.historical:
-        return "historical", "historical", False
+        return "historical", "historical"
     if not decision.passed:
-        return "rejected", "rejected", False
+        return "rejected", "rejected"
     if not decision.promote:
-        return "not_promotable", "not_promotable", False
+        return "not_promotable", "not_promotable"
     if current != decision.champion_version:
-        return "stale", "stale", False
+        return "stale", "stale"
     if params.registry.promotion == "manual":
-        return "awaiting_approval", "pending_manual_approval", False
-    return "promote", "", False
+        return "awaiting_approval", "pending_manual_approval"
+    return "promote", ""
 
 
 def _point_challenger(params: Params, version: str, as_of: str) -> str:
