@@ -22,7 +22,14 @@ from retrainer.metrics import METRIC_DIRECTIONS
 from retrainer.names import CHAMPION
 from retrainer.prepare import PreparedData
 from retrainer.storage import write_bytes_atomic, write_json_atomic
-from retrainer.tracking import DEMOTED_TAG, GATE_TAG, current_alias, mlflow_client, version_as_of
+from retrainer.tracking import (
+    DEMOTED_TAG,
+    GATE_TAG,
+    HISTORICAL_TAG,
+    current_alias,
+    mlflow_client,
+    version_as_of,
+)
 from retrainer.train import TrainedModel, feature_frame, predict_scores
 
 if TYPE_CHECKING:
@@ -303,4 +310,4 @@ def _log_decision(params: Params, run_id: str, decision: Decision) -> None:
     client.set_tag(run_id, "retrainer.gate_promote", str(decision.promote).lower())
     client.set_tag(run_id, "retrainer.gate_champion", decision.champion_version or "none")
     if decision.historical:
-        client.set_tag(run_id, "retrainer.historical", "true")
+        client.set_tag(run_id, HISTORICAL_TAG, "true")
