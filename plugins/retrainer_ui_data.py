@@ -183,8 +183,7 @@ def decision_view(decision: dict | None) -> dict | None:
 
 def model_card(params: Params, alias: str) -> dict | None:
     """The version holding ``alias``: metric, training days, promotion, gate decision and links."""
-    from retrainer.evaluate import current_alias
-    from retrainer.tracking import mlflow_client
+    from retrainer.tracking import current_alias, mlflow_client
 
     mv = current_alias(params, alias)
     if mv is None:
@@ -233,7 +232,7 @@ def model_card(params: Params, alias: str) -> dict | None:
 
 def promotion_history(params: Params) -> list[dict]:
     """Champion moves (auto promotions, manual promotions, rollbacks), newest first."""
-    from retrainer.register import champion_history
+    from retrainer.tracking import champion_history
 
     return list(reversed(champion_history(params)))
 

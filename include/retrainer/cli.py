@@ -215,7 +215,7 @@ def cmd_rollback(args: argparse.Namespace, params: Params) -> dict:
 
 
 def cmd_registry(args: argparse.Namespace, params: Params) -> dict:
-    from retrainer.register import registry_status
+    from retrainer.tracking import registry_status
 
     return registry_status(params, limit=args.limit)
 

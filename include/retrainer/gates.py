@@ -64,16 +64,16 @@ def _label_rate(values: pd.Series, y: np.ndarray) -> np.ndarray:
 def binary_auc(y: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC of ``scores`` for 0/1 labels ``y``, ties counted half: ``sklearn.metrics.roc_auc_score``'s
     value, from the label counts per distinct score (a hash group-by and a sort of the distinct values)
-    instead of sorting every row; a feature has few distinct values, so this stays linear in rows."""
-    import numpy as np
+    instead of sorting every row; a feature has few distinct values, so this stays linear in rows. The
+    formula is ``retrainer.metrics.roc_auc_from_counts``, the one the gate's metrics use."""
     import pandas as pd
+
+    from retrainer.metrics import roc_auc_from_counts
 
     counts = pd.DataFrame({"score": scores, "y": y}).groupby("score", sort=True)["y"].agg(["sum", "count"])
     positives = counts["sum"].to_numpy(dtype="float64")
     negatives = counts["count"].to_numpy(dtype="float64") - positives
-    negatives_below = np.cumsum(negatives) - negatives
-    total_pos, total_neg = positives.sum(), negatives.sum()
-    return float((positives * (negatives_below + 0.5 * negatives)).sum() / (total_pos * total_neg))
+    return float(roc_auc_from_counts(positives, negatives))
 
 
 def prediction_problems(probabilities: np.ndarray, where: str) -> list[str]:

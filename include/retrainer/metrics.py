@@ -38,18 +38,29 @@ def _tie_starts(sorted_scores: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
 
 
+def roc_auc_from_counts(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """ROC AUC from the (weighted) count of positive and negative rows at each distinct score, the
+    scores in ascending order along the last axis: Mann-Whitney with half credit for ties.
+
+    The one AUC formula of the project: the weighted metric below counts per tie group of the sorted
+    rows, the leakage gate (``retrainer.gates.binary_auc``) per distinct value of a feature. NaN where
+    one class is absent.
+    """
+    negatives_below = np.cumsum(negatives, axis=-1) - negatives
+    numerator = (positives * (negatives_below + 0.5 * negatives)).sum(axis=-1)
+    denominator = positives.sum(axis=-1) * negatives.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / denominator, np.nan)
+
+
 def _roc_auc(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
-    # Mann-Whitney with half credit for ties: the area under the weighted ROC curve.
+    # The area under the weighted ROC curve: counts per run of equal scores, one row per weighting.
     order = np.argsort(p, kind="mergesort")
     starts = _tie_starts(p[order])
     wo, yo = w[:, order], y[order]
     pos = np.add.reduceat(wo * yo, starts, axis=1)
     neg = np.add.reduceat(wo * (1.0 - yo), starts, axis=1)
-    neg_below = np.cumsum(neg, axis=1) - neg
-    numerator = (pos * (neg_below + 0.5 * neg)).sum(axis=1)
-    denominator = pos.sum(axis=1) * neg.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, numerator / denominator, np.nan)
+    return roc_auc_from_counts(pos, neg)
 
 
 def _average_precision(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:

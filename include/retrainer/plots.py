@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
 
-    from retrainer.evaluate import Decision
+    from retrainer.evaluate.decision import Decision
 
 PASS_COLOR, FAIL_COLOR, NEUTRAL_COLOR = "#2e7d32", "#c62828", "#607d8b"
 

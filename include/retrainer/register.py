@@ -37,22 +37,26 @@ from urllib.parse import urlparse
 
 from retrainer.config import Params
 from retrainer.errors import ChampionMoved, PromotionRefused, RegistryError
-from retrainer.evaluate import (
+from retrainer.evaluate import Decision
+from retrainer.names import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
+from retrainer.tracking import (
+    APPROVAL_TAG,
     AS_OF_TAG,
     DEMOTED_TAG,
-    Decision,
+    GATE_TAG,
+    HISTORICAL_TAG,
+    HISTORY_TAG,
+    RUN_KEY_TAG,
+    RUN_TYPE_TAG,
+    alias_version,
+    champion_history,
     current_alias,
+    mlflow_client,
     version_as_of,
+    version_number,
 )
-from retrainer.names import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
-from retrainer.tracking import RUN_KEY_TAG, mlflow_client
 from retrainer.train import TrainedModel
 
-HISTORY_TAG = "retrainer.champion_history"
-GATE_TAG = "retrainer.gate"
-APPROVAL_TAG = "retrainer.approval"
-RUN_TYPE_TAG = "retrainer.run_type"
-HISTORICAL_TAG = "retrainer.historical"
 # Copied from the MLflow run onto its model version, so the registry alone shows where a model came from.
 LINEAGE_TAGS = (
     "retrainer.data_hash",
@@ -196,25 +200,9 @@ def _get_version(params: Params, version: str | int):
         return None
 
 
-def _version_of(mv: Any) -> str | None:
-    return None if mv is None else str(mv.version)
-
-
 # --------------------------------------------------------------------------------------------------
 # History and the move itself (callers hold the lock)
 # --------------------------------------------------------------------------------------------------
-
-
-def champion_history(params: Params) -> list[dict[str, Any]]:
-    """Champion moves, oldest first (the last ``registry.history_length`` of them)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        model = mlflow_client(params).get_registered_model(params.model.registered_name)
-    except MlflowException:
-        return []
-    raw = (model.tags or {}).get(HISTORY_TAG)
-    return json.loads(raw) if raw else []
 
 
 def _append_history(params: Params, entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -267,7 +255,7 @@ def _move_champion_locked(
     if (target.tags or {}).get(DEMOTED_TAG):
         client.delete_model_version_tag(name, version, DEMOTED_TAG)
     # Read back: a writer that does not share our lock (another host on a remote server) shows up here.
-    now = _version_of(current_alias(params, CHAMPION))
+    now = alias_version(params, CHAMPION)
     if now != version:
         raise ChampionMoved(
             f"champion of {name} is v{now} right after this process set it to v{version}: another writer "
@@ -284,7 +272,7 @@ def _ensure_recorded(params: Params, version: str, action: str, by: str, at: str
     """A retry after a crash between the alias move and its record: add the missing history entry."""
     history = champion_history(params)
     if not history or str(history[-1]["version"]) != version:
-        previous = _version_of(current_alias(params, PREVIOUS_CHAMPION))
+        previous = alias_version(params, PREVIOUS_CHAMPION)
         _append_history(
             params,
             {
@@ -312,8 +300,6 @@ def register_model(
     ``facts`` are the run's facts (as_of, run_type, dag_id, run_id...). The champion moves only in
     ``promotion: auto`` and only by check-and-set against ``decision.champion_version``.
     """
-    import mlflow
-
     client = mlflow_client(params)
     name = params.model.registered_name
     facts = dict(facts or {})
@@ -321,62 +307,22 @@ def register_model(
     by = f"{facts.get('dag_id') or 'retrainer'}/{facts.get('run_id') or 'cli'}"
 
     with registry_lock(params) as lock_scope:
-        existing = version_for_run(params, trained.run_id, trained.run_key)
-        reused = existing is not None
-        if existing is None:
-            version = str(
-                mlflow.register_model(
-                    trained.model_uri, name, tags={RUN_KEY_TAG: trained.run_key, AS_OF_TAG: decision.as_of}
-                ).version
-            )
-        else:
-            version = str(existing.version)
-        _wait_ready(params, version)
-
-        run_tags = client.get_run(trained.run_id).data.tags
-        metric = decision.primary_metric
-        tags = {
-            RUN_KEY_TAG: trained.run_key,
-            AS_OF_TAG: decision.as_of,
-            RUN_TYPE_TAG: run_type or "unknown",
-            GATE_TAG: "passed" if decision.passed else "failed",
-            f"retrainer.{metric}": f"{decision.challenger_metrics[metric]:.6f}",
-            "retrainer.gate_champion": decision.champion_version or "none",
-            "retrainer.gate_reasons": " | ".join(decision.reasons)[:4000],
-            HISTORICAL_TAG: str(decision.historical).lower(),
-            **{k: run_tags[k] for k in LINEAGE_TAGS if run_tags.get(k)},
-        }
-        if decision.improvement_ci:
-            tags["retrainer.gate_improvement"] = (
-                f"{decision.improvement:+.4f} [{decision.improvement_ci[0]:+.4f}, {decision.improvement_ci[1]:+.4f}]"
-            )
-        for key, value in tags.items():
+        version, reused = _register_once(params, trained, decision.as_of)
+        for key, value in _version_tags(params, trained, decision, run_type).items():
             client.set_model_version_tag(name, version, key, str(value))
-
         challenger_note = _point_challenger(params, version, decision.as_of)
-        current = current_alias(params, CHAMPION)
-        before = _version_of(current)
-        status, approval, promoted = _act_on_decision(params, decision, version, before)
-        if status == "promote":
-            move = _move_champion_locked(
-                params, version, before, "auto", by, _promotion_reason(decision), _now(), decision.challenger_run_id
-            )
-            status, approval, promoted = "promoted", "approved_auto", True
-            note = move.note
-        else:
-            note = _STATUS_NOTES[status].format(v=version, champion=before, made=decision.champion_version)
-            if status == "already_champion":
-                _ensure_recorded(params, version, "auto", by, _now(), decision.challenger_run_id)
+        before = alias_version(params, CHAMPION)
+        status, approval, note = _act_on_decision_locked(params, decision, version, before, by)
         if approval:
             client.set_model_version_tag(name, version, APPROVAL_TAG, approval)
-        after = _version_of(current_alias(params, CHAMPION))
+        after = alias_version(params, CHAMPION)
         aliases = sorted(client.get_model_version(name, version).aliases)
 
     return Registration(
         name=name,
         version=version,
         aliases=aliases,
-        promoted=promoted,
+        promoted=status == "promoted",
         reused=reused,
         note=note + (f"; {challenger_note}" if challenger_note else ""),
         status=status,
@@ -386,6 +332,58 @@ def register_model(
         champion_after=after,
         lock=lock_scope,
     )
+
+
+def _register_once(params: Params, trained: TrainedModel, as_of: str) -> tuple[str, bool]:
+    """The version of ``trained``'s run (or run key), registered now if there is none yet; and whether
+    it already existed. Waits until the version is READY."""
+    import mlflow
+
+    existing = version_for_run(params, trained.run_id, trained.run_key)
+    if existing is None:
+        tags = {RUN_KEY_TAG: trained.run_key, AS_OF_TAG: as_of}
+        version = str(mlflow.register_model(trained.model_uri, params.model.registered_name, tags=tags).version)
+    else:
+        version = str(existing.version)
+    _wait_ready(params, version)
+    return version, existing is not None
+
+
+def _version_tags(params: Params, trained: TrainedModel, decision: Decision, run_type: str) -> dict[str, str]:
+    """The tags a registered version carries: run key, as-of date, run type, the gate's result, lineage."""
+    run_tags = mlflow_client(params).get_run(trained.run_id).data.tags
+    metric = decision.primary_metric
+    tags = {
+        RUN_KEY_TAG: trained.run_key,
+        AS_OF_TAG: decision.as_of,
+        RUN_TYPE_TAG: run_type or "unknown",
+        GATE_TAG: "passed" if decision.passed else "failed",
+        f"retrainer.{metric}": f"{decision.challenger_metrics[metric]:.6f}",
+        "retrainer.gate_champion": decision.champion_version or "none",
+        "retrainer.gate_reasons": " | ".join(decision.reasons)[:4000],
+        HISTORICAL_TAG: str(decision.historical).lower(),
+        **{k: run_tags[k] for k in LINEAGE_TAGS if run_tags.get(k)},
+    }
+    if decision.improvement_ci:
+        tags["retrainer.gate_improvement"] = (
+            f"{decision.improvement:+.4f} [{decision.improvement_ci[0]:+.4f}, {decision.improvement_ci[1]:+.4f}]"
+        )
+    return tags
+
+
+def _act_on_decision_locked(
+    params: Params, decision: Decision, version: str, before: str | None, by: str
+) -> tuple[str, str, str]:
+    """(status, approval tag, note) once the decision is acted on: the champion moved (``promoted``), or
+    why not. The caller holds the lock."""
+    status, approval = _status(params, decision, version, before)
+    if status == "promote":
+        reason = _promotion_reason(decision)
+        move = _move_champion_locked(params, version, before, "auto", by, reason, _now(), decision.challenger_run_id)
+        return "promoted", "approved_auto", move.note
+    if status == "already_champion":
+        _ensure_recorded(params, version, "auto", by, _now(), decision.challenger_run_id)
+    return status, approval, _STATUS_NOTES[status].format(v=version, champion=before, made=decision.champion_version)
 
 
 _STATUS_NOTES = {
@@ -412,21 +410,21 @@ def _promotion_reason(decision: Decision) -> str:
     )
 
 
-def _act_on_decision(params: Params, decision: Decision, version: str, current: str | None) -> tuple[str, str, bool]:
-    """(status, approval tag, promoted) for a registered version; status ``promote`` means: move now."""
+def _status(params: Params, decision: Decision, version: str, current: str | None) -> tuple[str, str]:
+    """(status, approval tag) for a registered version; status ``promote`` means: move now."""
     if current == version:
-        return "already_champion", "", False
+        return "already_champion", ""
     if decision.historical:
-        return "historical", "historical", False
+        return "historical", "historical"
     if not decision.passed:
-        return "rejected", "rejected", False
+        return "rejected", "rejected"
     if not decision.promote:
-        return "not_promotable", "not_promotable", False
+        return "not_promotable", "not_promotable"
     if current != decision.champion_version:
-        return "stale", "stale", False
+        return "stale", "stale"
     if params.registry.promotion == "manual":
-        return "awaiting_approval", "pending_manual_approval", False
-    return "promote", "", False
+        return "awaiting_approval", "pending_manual_approval"
+    return "promote", ""
 
 
 def _point_challenger(params: Params, version: str, as_of: str) -> str:
@@ -477,13 +475,13 @@ def plan_promotion(params: Params, version: str | int, override: bool = False) -
     version = str(version)
     mv = _ready_version(params, version)
     current = current_alias(params, CHAMPION)
-    problems = [] if _version_of(current) == version else _promotion_problems(params, mv, current)
+    problems = [] if version_number(current) == version else _promotion_problems(params, mv, current)
     if problems and not override:
         raise PromotionRefused(
             f"not promoting {params.model.registered_name} v{version}: " + "; ".join(problems)
             + " (set override to promote anyway)"
         )
-    return {"version": version, "champion": _version_of(current), "problems": problems}
+    return {"version": version, "champion": version_number(current), "problems": problems}
 
 
 def promote_version(
@@ -506,7 +504,7 @@ def promote_version(
     with registry_lock(params):
         mv = _ready_version(params, version)
         current = current_alias(params, CHAMPION)
-        before = _version_of(current)
+        before = version_number(current)
         if before == version:
             _ensure_recorded(params, version, "promote", by, at, None)
             return ChampionMove(
@@ -568,9 +566,9 @@ def rollback(
     at = at or _now()
     with registry_lock(params):
         current = current_alias(params, CHAMPION)
-        before = _version_of(current)
+        before = version_number(current)
         if expected_champion is not None and to_version is not None and before == str(to_version):
-            previous = _version_of(current_alias(params, PREVIOUS_CHAMPION))
+            previous = alias_version(params, PREVIOUS_CHAMPION)
             if previous == str(expected_champion):
                 return ChampionMove(
                     name, "rollback", before, previous, by, reason, at, False,
@@ -585,63 +583,6 @@ def rollback(
         client.set_model_version_tag(name, plan["from"], DEMOTED_TAG, demotion)
         client.set_model_version_tag(name, plan["from"], APPROVAL_TAG, "rolled_back")
         return move
-
-
-# --------------------------------------------------------------------------------------------------
-# Read-only views
-# --------------------------------------------------------------------------------------------------
-
-
-def champion_summary(params: Params) -> dict | None:
-    """Name, version, aliases and primary metric of the current champion, or None when there is none."""
-    champion = current_alias(params, CHAMPION)
-    if champion is None:
-        return None
-    client = mlflow_client(params)
-    metric = params.evaluation.primary_metric
-    run = client.get_run(champion.run_id)
-    previous = current_alias(params, PREVIOUS_CHAMPION)
-    challenger = current_alias(params, CHALLENGER)
-    return {
-        "name": params.model.registered_name,
-        "version": str(champion.version),
-        "aliases": sorted(champion.aliases),
-        "metric_name": f"holdout_{metric}",
-        "metric_value": run.data.metrics.get(f"holdout_{metric}"),
-        "run_id": champion.run_id,
-        "as_of": run.data.tags.get(AS_OF_TAG),
-        "previous_version": _version_of(previous),
-        "challenger_version": _version_of(challenger),
-    }
-
-
-def registry_status(params: Params, limit: int = 10) -> dict[str, Any]:
-    """Aliases, the newest ``limit`` versions with their gate/approval tags, and the champion history."""
-    client = mlflow_client(params)
-    name = params.model.registered_name
-    versions = sorted(
-        client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version), reverse=True
-    )[:limit]
-    aliases = {a: _version_of(current_alias(params, a)) for a in (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)}
-    return {
-        "name": name,
-        "aliases": aliases,
-        "versions": [
-            {
-                "version": str(v.version),
-                # search results do not carry aliases in MLflow 3: take them from the alias lookups
-                "aliases": sorted(a for a, held in aliases.items() if held == str(v.version)),
-                "as_of": (v.tags or {}).get(AS_OF_TAG),
-                "run_type": (v.tags or {}).get(RUN_TYPE_TAG),
-                "gate": (v.tags or {}).get(GATE_TAG),
-                "approval": (v.tags or {}).get(APPROVAL_TAG),
-                "demoted": (v.tags or {}).get(DEMOTED_TAG),
-                "run_id": v.run_id,
-            }
-            for v in versions
-        ],
-        "history": champion_history(params),
-    }
 
 
 def plan_promotion_request(

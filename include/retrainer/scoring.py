@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.config import Params
 from retrainer.errors import NoModel, PartitionNotReady
-from retrainer.evaluate import current_alias
 from retrainer.names import CHALLENGER, CHAMPION
 from retrainer.storage import partition_dir, partition_file, write_json_atomic, write_with
-from retrainer.tracking import mlflow_client
+from retrainer.tracking import current_alias, mlflow_client
 from retrainer.train import feature_frame
 
 if TYPE_CHECKING:

@@ -1,17 +1,37 @@
-"""MLflow set-up shared by train, evaluate and register: one place decides URIs and experiments."""
+"""The MLflow stores, shared by train, evaluate, register, scoring, the monitor and the UI.
+
+One place decides the tracking and registry URIs and the experiments; it is also the one home of the
+tags the loop writes on runs and model versions (their names), and of the registry reads everyone
+makes: the version holding an alias, the as-of date a version was trained for, the champion's move
+history and the registry's status. The writes (registration, every move of ``champion``) are
+``retrainer.register``'s.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retrainer.config import Params
+from retrainer.names import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
+# Run and version tags. train writes RUN_KEY_TAG and AS_OF_TAG on its run, register copies them onto the
+# version with the gate's result (GATE_TAG, also on the run), approval, run type and the historical flag;
+# a rollback writes DEMOTED_TAG on the version it replaces; HISTORY_TAG is on the registered model.
 RUN_KEY_TAG = "retrainer.run_key"
+AS_OF_TAG = "retrainer.as_of"
+GATE_TAG = "retrainer.gate"
+APPROVAL_TAG = "retrainer.approval"
+RUN_TYPE_TAG = "retrainer.run_type"
+HISTORICAL_TAG = "retrainer.historical"
+DEMOTED_TAG = "retrainer.demoted"
+HISTORY_TAG = "retrainer.champion_history"
 
 
 def mlflow_client(params: Params) -> MlflowClient:
@@ -58,3 +78,106 @@ def find_finished_run(params: Params, experiment_id: str, key: str):
         order_by=["attributes.start_time DESC"],
     )
     return runs[0] if runs else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry reads
+# --------------------------------------------------------------------------------------------------
+
+
+def current_alias(params: Params, alias: str) -> ModelVersion | None:
+    """The model version holding ``alias``, or None when the model or the alias does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client(params)
+    try:
+        return client.get_model_version_by_alias(params.model.registered_name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def alias_version(params: Params, alias: str) -> str | None:
+    """The version number holding ``alias`` (``"3"``), or None."""
+    return version_number(current_alias(params, alias))
+
+
+def version_number(version: Any) -> str | None:
+    """A model version's number as text, None for no version."""
+    return None if version is None else str(version.version)
+
+
+def version_as_of(params: Params, version: Any) -> str | None:
+    """The as-of date a model version was trained for: its tag, else its run's tag."""
+    if version is None:
+        return None
+    as_of = (version.tags or {}).get(AS_OF_TAG)
+    if as_of:
+        return as_of
+    if version.run_id:
+        run = mlflow_client(params).get_run(version.run_id)
+        return run.data.tags.get(AS_OF_TAG)
+    return None
+
+
+def champion_history(params: Params) -> list[dict[str, Any]]:
+    """Champion moves, oldest first (the last ``registry.history_length`` of them)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = mlflow_client(params).get_registered_model(params.model.registered_name)
+    except MlflowException:
+        return []
+    raw = (model.tags or {}).get(HISTORY_TAG)
+    return json.loads(raw) if raw else []
+
+
+def champion_summary(params: Params) -> dict | None:
+    """Name, version, aliases and primary metric of the current champion, or None when there is none."""
+    champion = current_alias(params, CHAMPION)
+    if champion is None:
+        return None
+    client = mlflow_client(params)
+    metric = params.evaluation.primary_metric
+    run = client.get_run(champion.run_id)
+    return {
+        "name": params.model.registered_name,
+        "version": str(champion.version),
+        "aliases": sorted(champion.aliases),
+        "metric_name": f"holdout_{metric}",
+        "metric_value": run.data.metrics.get(f"holdout_{metric}"),
+        "run_id": champion.run_id,
+        "as_of": run.data.tags.get(AS_OF_TAG),
+        "previous_version": alias_version(params, PREVIOUS_CHAMPION),
+        "challenger_version": alias_version(params, CHALLENGER),
+    }
+
+
+def registry_status(params: Params, limit: int = 10) -> dict[str, Any]:
+    """Aliases, the newest ``limit`` versions with their gate/approval tags, and the champion history."""
+    client = mlflow_client(params)
+    name = params.model.registered_name
+    versions = sorted(
+        client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version), reverse=True
+    )[:limit]
+    aliases = {a: alias_version(params, a) for a in (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)}
+    return {
+        "name": name,
+        "aliases": aliases,
+        "versions": [
+            {
+                "version": str(v.version),
+                # search results do not carry aliases in MLflow 3: take them from the alias lookups
+                "aliases": sorted(a for a, held in aliases.items() if held == str(v.version)),
+                "as_of": (v.tags or {}).get(AS_OF_TAG),
+                "run_type": (v.tags or {}).get(RUN_TYPE_TAG),
+                "gate": (v.tags or {}).get(GATE_TAG),
+                "approval": (v.tags or {}).get(APPROVAL_TAG),
+                "demoted": (v.tags or {}).get(DEMOTED_TAG),
+                "run_id": v.run_id,
+            }
+            for v in versions
+        ],
+        "history": champion_history(params),
+    }

@@ -14,15 +14,12 @@ from retrainer.config import Params
 from retrainer.errors import ModelCheckFailed
 from retrainer.lineage import code_version, config_hash, git_info, lineage_record
 from retrainer.prepare import PreparedData
-from retrainer.tracking import RUN_KEY_TAG, ensure_experiment, find_finished_run, mlflow_client
+from retrainer.tracking import AS_OF_TAG, RUN_KEY_TAG, ensure_experiment, find_finished_run, mlflow_client
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     from sklearn.pipeline import Pipeline
-
-HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "accuracy": True, "f1": True, "log_loss": False}
-
 
 @dataclass(frozen=True)
 class TrainedModel:
@@ -232,102 +229,150 @@ def train_model(
     """Fit, evaluate on train and holdout, and log model, datasets and lineage to MLflow.
 
     ``context`` carries where the run came from (dag_id, run_id, try number, reason, note); it
-    becomes MLflow tags.
+    becomes MLflow tags. The steps: reuse the finished run of this run key if there is one, else fit,
+    check and measure the model, then log the run.
     """
     import json
 
-    import mlflow
-    from mlflow.models import infer_signature
-
-    from retrainer.metrics import all_metrics
     from retrainer.storage import read_frame
 
-    client = mlflow_client(params)
     experiment_id = ensure_experiment(params)
     previous = find_finished_run(params, experiment_id, run_key)
     if previous is not None:
-        return TrainedModel(
-            run_id=previous.info.run_id,
-            model_uri=previous.data.tags.get("retrainer.model_uri", f"runs:/{previous.info.run_id}/model"),
-            run_key=run_key,
-            metrics={k: float(v) for k, v in previous.data.metrics.items()},
-            reused=True,
-        )
-
-    ds = params.dataset
+        return _reused(previous, run_key)
     train, holdout = read_frame(prepared.train_path), read_frame(prepared.holdout_path)
     manifest = json.loads(open(prepared.manifest_path, encoding="utf-8").read())  # noqa: PTH123, SIM115
-    x_train, y_train = feature_frame(train, params), train[ds.label].astype(int)
-    example = x_train.head(5)
+    model, example = _fit(params, train)
+    metrics = _measure(params, prepared.as_of, model, train, holdout)
+    run = _RunRecord(prepared, run_key, context, prepared_gate, manifest)
+    run_id, model_uri = _log_run(params, experiment_id, run, model, example, train, holdout, metrics)
+    return TrainedModel(run_id=run_id, model_uri=model_uri, run_key=run_key, metrics=metrics, reused=False)
 
+
+def _reused(previous: Any, run_key: str) -> TrainedModel:
+    """The model of a finished run that already carries this run key (a retry or a same-input rerun)."""
+    return TrainedModel(
+        run_id=previous.info.run_id,
+        model_uri=previous.data.tags.get("retrainer.model_uri", f"runs:/{previous.info.run_id}/model"),
+        run_key=run_key,
+        metrics={k: float(v) for k, v in previous.data.metrics.items()},
+        reused=True,
+    )
+
+
+def _fit(params: Params, train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame]:
+    """The fitted pipeline and five input rows (MLflow's input example and signature)."""
+    x_train, y_train = feature_frame(train, params), train[params.dataset.label].astype(int)
     model = build_pipeline(params)
     model.fit(x_train, y_train)
-    del x_train, y_train  # the fit's input copy; the metrics below read ``train`` itself
+    # The fit's input copy goes with this frame; the metrics read ``train`` itself.
+    return model, x_train.head(5)
+
+
+def _measure(
+    params: Params, as_of: str, model: Pipeline, train: pd.DataFrame, holdout: pd.DataFrame
+) -> dict[str, float]:
+    """``train_*`` and ``holdout_*`` metrics; ModelCheckFailed first if its holdout predictions are broken."""
     from retrainer.gates import prediction_problems
+    from retrainer.metrics import all_metrics
 
     holdout_scores = predict_scores(model, holdout, params)
-    problems = prediction_problems(holdout_scores, f"holdout of as_of={prepared.as_of}")
+    problems = prediction_problems(holdout_scores, f"holdout of as_of={as_of}")
     if problems:
         # Nothing is logged or registered for a broken model: the run stops before MLflow sees it.
         raise ModelCheckFailed("model check failed:\n" + "\n".join(problems))
     train_metrics = score(model, training_metric_rows(train, params), params)
-    holdout_metrics = all_metrics(holdout[ds.label].astype(int).to_numpy(), holdout_scores)
+    holdout_metrics = all_metrics(holdout[params.dataset.label].astype(int).to_numpy(), holdout_scores)
+    return {**{f"train_{k}": v for k, v in train_metrics.items()}, **{f"holdout_{k}": v for k, v in holdout_metrics.items()}}
 
-    tags = {
-        RUN_KEY_TAG: run_key,
-        "retrainer.as_of": prepared.as_of,
-        "retrainer.data_hash": prepared.data_hash,
-        "retrainer.code_version": code_version(),
-        "retrainer.config_hash": config_hash(params),
-        "retrainer.params_digest": params.digest,
-        "retrainer.partitions": ",".join(f"{p['day']}:{p['md5']}" for p in manifest["partitions"])[:5000],
-        **{f"retrainer.{k}": v for k, v in git_info(params.root).items()},
-        **{f"airflow.{k}": str(v) for k, v in context.items() if v not in (None, "")},
-    }
-    run_name = f"train-{prepared.as_of}-{run_key[:8]}"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
-        mlflow.log_params(
-            {
-                "estimator": params.model.estimator,
-                **{f"hp.{k}": v for k, v in params.model.hyperparameters.items()},
-                "as_of": prepared.as_of,
-                "window_days": manifest["window_days"],
-                "holdout_days": manifest["holdout_days"],
-                "partitions": len(manifest["partitions"]),
-                "seed": params.project.seed,
-                "train_metrics_max_rows": params.model.train_metrics_max_rows,
-            }
-        )
-        mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
-        mlflow.log_metrics({f"holdout_{k}": v for k, v in holdout_metrics.items()})
+
+@dataclass(frozen=True)
+class _RunRecord:
+    """What a training run records besides the model: its inputs and where it came from."""
+
+    prepared: PreparedData
+    run_key: str
+    context: dict[str, str]
+    prepared_gate: dict | None
+    manifest: dict[str, Any]
+
+    def tags(self, params: Params) -> dict[str, str]:
+        prepared, manifest = self.prepared, self.manifest
+        return {
+            RUN_KEY_TAG: self.run_key,
+            AS_OF_TAG: prepared.as_of,
+            "retrainer.data_hash": prepared.data_hash,
+            "retrainer.code_version": code_version(),
+            "retrainer.config_hash": config_hash(params),
+            "retrainer.params_digest": params.digest,
+            "retrainer.partitions": ",".join(f"{p['day']}:{p['md5']}" for p in manifest["partitions"])[:5000],
+            **{f"retrainer.{k}": v for k, v in git_info(params.root).items()},
+            **{f"airflow.{k}": str(v) for k, v in self.context.items() if v not in (None, "")},
+        }
+
+    def params(self, params: Params) -> dict[str, Any]:
+        return {
+            "estimator": params.model.estimator,
+            **{f"hp.{k}": v for k, v in params.model.hyperparameters.items()},
+            "as_of": self.prepared.as_of,
+            "window_days": self.manifest["window_days"],
+            "holdout_days": self.manifest["holdout_days"],
+            "partitions": len(self.manifest["partitions"]),
+            "seed": params.project.seed,
+            "train_metrics_max_rows": params.model.train_metrics_max_rows,
+        }
+
+
+def _log_run(
+    params: Params,
+    experiment_id: str,
+    run: _RunRecord,
+    model: Pipeline,
+    example: pd.DataFrame,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    metrics: dict[str, float],
+) -> tuple[str, str]:
+    """One MLflow run with the parameters, metrics, datasets, model and lineage; its id and model URI."""
+    import mlflow
+
+    client = mlflow_client(params)
+    prepared, label = run.prepared, params.dataset.label
+    run_name = f"train-{prepared.as_of}-{run.run_key[:8]}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run.tags(params)) as active:
+        run_id = active.info.run_id
+        mlflow.log_params(run.params(params))
+        mlflow.log_metrics(metrics)
         with warnings.catch_warnings():
             # MLflow warns that a local path "can be interpreted in multiple ways" and that integer
             # columns cannot hold missing values; neither applies (the model's inputs are floats).
             warnings.simplefilter("ignore", UserWarning)
-            mlflow.log_input(dataset_input(train, prepared.train_path, ds.label, "train"), context="training")
-            mlflow.log_input(dataset_input(holdout, prepared.holdout_path, ds.label, "holdout"), context="holdout")
-        signature = infer_signature(example, model.predict_proba(example))
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=signature,
-            input_example=example,
-            pyfunc_predict_fn="predict_proba",
-            # skops (safe loading) refuses types it does not know; these are the types of the model we
-            # just fitted in this process, so trusting exactly them is safe.
-            skops_trusted_types=_own_types(model),
-            # Stated, not inferred: inference re-imports the model in a subprocess (about 20 s a run).
-            pip_requirements=_model_requirements(),
-        )
+            mlflow.log_input(dataset_input(train, prepared.train_path, label, "train"), context="training")
+            mlflow.log_input(dataset_input(holdout, prepared.holdout_path, label, "holdout"), context="holdout")
+        model_uri = _log_model(model, example)
         mlflow.log_artifact(prepared.manifest_path, artifact_path="lineage")
-        record = lineage_record(params, prepared.manifest_path, run_key, context, prepared_gate)
+        record = lineage_record(params, prepared.manifest_path, run.run_key, run.context, run.prepared_gate)
         mlflow.log_dict(record, "lineage/lineage.json")
-        client.set_tag(run.info.run_id, "retrainer.manifest_sha256", record["manifest_sha256"])
-        client.set_tag(run.info.run_id, "retrainer.model_uri", info.model_uri)
-    return TrainedModel(
-        run_id=run.info.run_id,
-        model_uri=info.model_uri,
-        run_key=run_key,
-        metrics={**{f"train_{k}": v for k, v in train_metrics.items()}, **{f"holdout_{k}": v for k, v in holdout_metrics.items()}},
-        reused=False,
+        client.set_tag(run_id, "retrainer.manifest_sha256", record["manifest_sha256"])
+        client.set_tag(run_id, "retrainer.model_uri", model_uri)
+    return run_id, model_uri
+
+
+def _log_model(model: Pipeline, example: pd.DataFrame) -> str:
+    """Log the fitted pipeline (skops format, stated requirements) to the active run; its model URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=infer_signature(example, model.predict_proba(example)),
+        input_example=example,
+        pyfunc_predict_fn="predict_proba",
+        # skops (safe loading) refuses types it does not know; these are the types of the model we
+        # just fitted in this process, so trusting exactly them is safe.
+        skops_trusted_types=_own_types(model),
+        # Stated, not inferred: inference re-imports the model in a subprocess (about 20 s a run).
+        pip_requirements=_model_requirements(),
     )
+    return info.model_uri

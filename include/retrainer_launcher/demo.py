@@ -78,7 +78,7 @@ def champion_summary(params_path: Path, out: Out = say) -> dict | None:
     """``retrainer.register.champion_summary(params)``, or None (with a note) if it is not available."""
     try:
         from retrainer.config import load_params
-        from retrainer.register import champion_summary as summary
+        from retrainer.tracking import champion_summary as summary
     except ImportError as exc:
         out(f"(no model summary: {exc})")
         return None

@@ -92,8 +92,7 @@ def test_the_triggered_training_run_tags_its_model_version_with_reason_and_repor
     ok, output = dags_test(airflow, "training", conf)
     assert ok, _tail(output)
 
-    from retrainer.register import champion_summary
-    from retrainer.tracking import mlflow_client
+    from retrainer.tracking import champion_summary, mlflow_client
 
     client = mlflow_client(params)
     version = client.get_model_version(params.model.registered_name, "2")

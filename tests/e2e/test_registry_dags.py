@@ -15,10 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from retrainer.config import load_params
-from retrainer.evaluate import DEMOTED_TAG, current_alias
 from retrainer.names import CHALLENGER, CHAMPION
-from retrainer.register import champion_history
-from retrainer.tracking import mlflow_client
+from retrainer.tracking import DEMOTED_TAG, champion_history, current_alias, mlflow_client
 from tests.conftest import AS_OF, seed, write_project
 from tests.e2e.test_training_dag import Airflow
 

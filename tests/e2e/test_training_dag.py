@@ -120,8 +120,7 @@ def test_training_run_lands_partition_report_run_and_champion(stack):
     assert report["success"] is True
     assert list(report_dir.rglob("index.html"))
 
-    from retrainer.register import champion_summary
-    from retrainer.tracking import mlflow_client
+    from retrainer.tracking import champion_summary, mlflow_client
 
     champion = champion_summary(params)
     assert champion is not None and champion["version"] == "1"
@@ -192,7 +191,7 @@ def test_a_bad_batch_stops_at_the_gate_and_is_quarantined(stack, webhook):
     assert (quarantined / "report" / f"dt={bad_day.isoformat()}" / "validation.json").exists()
     assert not (params.data_dir / "raw" / f"dt={bad_day.isoformat()}").exists()
     assert [str(v.version) for v in _versions(params)] == ["1"]
-    from retrainer.register import champion_summary
+    from retrainer.tracking import champion_summary
 
     assert champion_summary(params)["version"] == "1"
     assert "up_for_retry" not in output.split("validate")[-1]  # bad data is not retried

@@ -145,7 +145,7 @@ def test_bad_batch_is_stopped_named_and_preserved(matrix, case):
 
 
 def _champion_version(params) -> str | None:
-    from retrainer.register import champion_summary
+    from retrainer.tracking import champion_summary
 
     summary = champion_summary(params)
     return None if summary is None else summary["version"]

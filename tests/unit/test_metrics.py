@@ -86,3 +86,19 @@ def test_lower_is_better_metrics_are_turned_into_improvements():
     overall, _ = paired_bootstrap("log_loss", y, good, bad, resamples=200, confidence=0.9, seed=2)
     assert overall.challenger < overall.champion  # a smaller loss...
     assert overall.improvement > 0 and overall.ci_low > 0  # ...is an improvement
+
+
+def test_all_metrics_are_sklearns_on_plain_rows_even_for_certain_predictions():
+    """What the monitor's performance check reads (``metric_value``): sklearn's figures, log loss clipped
+    as sklearn clips it (the float's eps), for probabilities of exactly 0 and 1 too."""
+    from retrainer.metrics import all_metrics, metric_value
+
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, 2, 3000)
+    p = 1.0 / (1.0 + np.exp(-(rng.normal(size=3000) * 12 + 6 * (2 * y - 1))))  # many within 1e-15 of 0 or 1
+    p[:4] = [0.0, 1.0, 1e-17, 1 - 1e-16]
+    ours = all_metrics(y, p)
+    for name in METRICS:
+        assert ours[name] == pytest.approx(_sklearn(name, y, p, np.ones(len(y))), abs=1e-9), name
+        assert metric_value(name, y.astype(float), p) == ours[name]
+    assert ours["rows"] == 3000 and ours["positive_rate"] == pytest.approx(y.mean())

@@ -141,7 +141,7 @@ def test_prepare_refuses_a_window_too_small_to_train(make_project):
 
 
 def _champion(params):
-    from retrainer.evaluate import current_alias
+    from retrainer.tracking import current_alias
 
     found = current_alias(params, "champion")
     return None if found is None else str(found.version)

@@ -25,9 +25,8 @@ class Champion:
 
 def current_champion(params: Params) -> Champion:
     """The model version holding the `champion` alias, with its run's lineage; NoChampion if none."""
-    from retrainer.evaluate import current_alias
     from retrainer.names import CHAMPION
-    from retrainer.tracking import RUN_KEY_TAG, mlflow_client
+    from retrainer.tracking import RUN_KEY_TAG, current_alias, mlflow_client
 
     version = current_alias(params, CHAMPION)
     if version is None:

@@ -6,7 +6,6 @@ from typing import Any
 
 from retrainer.config import PREDICTION_COLUMN, Params
 from retrainer.monitor.champion import Champion, score_with_model
-from retrainer.monitor.proba_metrics import metrics_from_proba
 from retrainer.monitor.window import DAY_COLUMN, CurrentWindow
 
 
@@ -16,7 +15,7 @@ def performance_check(
     """The champion's metric on the window's labelled rows against its holdout metric and floor."""
     import math
 
-    from retrainer.train import HIGHER_IS_BETTER
+    from retrainer.metrics import METRIC_DIRECTIONS, metric_value
 
     ds, cfg = params.dataset, params.drift.performance
     metric = champion.metric_name
@@ -36,8 +35,9 @@ def performance_check(
                 labelled, proba, source = joined, joined[PREDICTION_COLUMN].to_numpy(), "batch-scoring outputs"
     if proba is None:
         proba = score_with_model(params, champion, labelled)
-    value = metrics_from_proba(labelled[ds.label], proba)[metric]
-    higher = HIGHER_IS_BETTER[metric]
+    # The project's one metric implementation, as the holdout baseline it is compared with was measured.
+    value = metric_value(metric, labelled[ds.label].astype(int).to_numpy(), proba)
+    higher = METRIC_DIRECTIONS[metric]
     base = champion.holdout_metric
     bounds = []
     if base is not None:

@@ -24,23 +24,23 @@ from retrainer import cli
 from retrainer.config import Params, load_params
 from retrainer.datagen import generate_day
 from retrainer.errors import ChampionMoved, NoModel, PartitionNotReady, PromotionRefused
-from retrainer.evaluate import DEMOTED_TAG, current_alias, evaluate_challenger
+from retrainer.evaluate import evaluate_challenger
 from retrainer.lineage import run_key
 from retrainer.names import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from retrainer.prepare import PreparedData, prepare_window
-from retrainer.register import (
+from retrainer.register import promote_version, register_model, rollback
+from retrainer.scoring import score_day
+from retrainer.storage import partition_file, write_json_atomic
+from retrainer.tracking import (
     APPROVAL_TAG,
+    DEMOTED_TAG,
     GATE_TAG,
     RUN_TYPE_TAG,
     champion_history,
-    promote_version,
-    register_model,
+    current_alias,
+    mlflow_client,
     registry_status,
-    rollback,
 )
-from retrainer.scoring import score_day
-from retrainer.storage import partition_file, write_json_atomic
-from retrainer.tracking import mlflow_client
 from retrainer.train import TrainedModel, train_model
 from tests.conftest import AS_OF, write_project
 from tests.unit import registry_workers
@@ -434,3 +434,15 @@ def test_batch_scoring_writes_versioned_rows_idempotently_and_shadows_the_challe
     quarantined.mkdir(parents=True)
     with pytest.raises(PartitionNotReady, match="quarantined"):
         score_day(params, D - timedelta(days=40))
+
+
+def test_a_promotion_request_checks_and_sets_against_the_champion_it_expects(make_project, monkeypatch):
+    import retrainer.register as register
+
+    params = load_params(make_project())
+    seen = []
+    monkeypatch.setattr(register, "plan_promotion", lambda params, version, override=False: seen.append(
+        (version, override)) or {"version": str(version), "champion": "2", "problems": []})
+    assert register.plan_promotion_request(params, 3)["champion"] == "2"
+    assert register.plan_promotion_request(params, 3, expected_champion=1, override=1)["champion"] == "1"
+    assert seen == [(3, False), (3, True)]

@@ -1,11 +1,12 @@
-"""Property-style tests of the promotion gate over many seeded scenarios.
+"""retrainer.evaluate: property-style tests of the promotion gate over many seeded scenarios.
 
 Each scenario draws a labelled world (five features, three segments, a logistic label), fits
 scikit-learn models on independent training samples and scores them on one holdout, then asks the
 gate. The properties: a worse or an equally good challenger is not promoted (an equally good one only
 at the bootstrap's nominal error rate when no margin is asked for, never with a margin), a clearly
 better one is, a regression on one slice or on a guard blocks an otherwise better one, and the first
-model is judged by the floor alone.
+model is judged by the floor alone. Then each rule as a check of its own, the promotability rules
+beyond the numbers, and the decision's JSON and table.
 """
 
 from __future__ import annotations
@@ -214,3 +215,62 @@ def test_predict_cost_is_measured_per_model_in_cpu_ms_per_thousand_rows():
     cost = predict_latency_ms(models, world.x, repeats=2)
     assert set(cost) == {"challenger", "champion"}
     assert all(0 < value < float("inf") for value in cost.values())
+
+
+def test_each_rule_is_a_check_of_its_own_in_the_order_they_are_judged():
+    world = World(6)
+    champion = world.scores(CHAMPION_FEATURES, "a")
+    better = world.scores([0, 1, 2, 3, 4], "b")
+    cfg = gate_config(0.0, guards={"metrics": {"calibration_error": 0.02}, "max_latency_ratio": 2.0})
+    outcome = apply_gate(cfg, 6, world.y, better, champion, {"segment": world.segment}, {"challenger": 1.0, "champion": 1.0})
+    assert [c["check"] for c in outcome.checks] == ["absolute_floor", "beats_champion", "slices", "guards"]
+    assert outcome.reasons == [c["detail"] for c in outcome.checks]
+    assert [g["guard"] for g in outcome.guards] == ["calibration_error", "predict_latency"]
+    # Without slices or guards their rules have nothing to judge and are left out.
+    bare = apply_gate(gate_config(0.0, guards={"metrics": {}, "max_latency_ratio": None}), 6, world.y, better, champion)
+    assert [c["check"] for c in bare.checks] == ["absolute_floor", "beats_champion"]
+
+
+def test_promotability_rules_beyond_the_numbers():
+    from types import SimpleNamespace
+
+    from retrainer.evaluate.challenger import newer_than_champion, not_demoted, not_the_champion
+
+    champion = SimpleNamespace(version="3", run_id="r3")
+    older = newer_than_champion("2026-03-01", champion, "2026-03-05")
+    assert older["check"] == "newer_than_champion" and older["passed"] is False and "historical" in older["detail"]
+    assert newer_than_champion("2026-03-05", champion, "2026-03-05")["passed"] is True
+    assert newer_than_champion("2026-03-01", champion, None)["passed"] is True  # unknown: not held against it
+    assert not_the_champion(champion) == {
+        "check": "not_the_champion", "passed": False, "detail": "the challenger is already the champion (v3)"
+    }
+    assert not_demoted("2026-03-06 by oncall: bad")["passed"] is False
+
+
+def test_a_decision_round_trips_through_json_and_renders_its_table(tmp_path):
+    import json
+
+    from retrainer.evaluate import Decision
+
+    world = World(7)
+    champion = world.scores(CHAMPION_FEATURES, "a")
+    better = world.scores([0, 1, 2, 3, 4], "b")
+    outcome = world.gate(gate_config(0.0), better, champion)
+    decision = Decision(
+        as_of="2026-03-31", primary_metric="roc_auc", higher_is_better=True, absolute_floor=0.6,
+        min_improvement=0.0, challenger_run_id="new", challenger_metrics=outcome.challenger_metrics,
+        champion_version="2", champion_run_id="old", champion_metrics=outcome.champion_metrics,
+        improvement=outcome.comparison.improvement, passed=outcome.passed, promote=outcome.passed,
+        reasons=outcome.reasons, improvement_ci=[outcome.comparison.ci_low, outcome.comparison.ci_high],
+        confidence=0.95, checks=outcome.checks, slices=outcome.slices, guards=outcome.guards,
+    )
+    path = tmp_path / "decision.json"
+    path.write_text(json.dumps({**decision.to_dict(), "from_a_newer_layout": 1}))
+    assert Decision.load(path) == decision
+    header, *rows = decision.rows()
+    assert header == ("check", "challenger", "champion v2", "change", "95% CI", "rule", "result")
+    assert [r[0] for r in rows[:2]] == ["roc_auc floor", "roc_auc vs champion"]
+    assert {r[0].split(" (n=")[0] for r in rows[2:5]} == {"slice segment=a", "slice segment=b", "slice segment=c"}
+    assert rows[-1][0] == "guard calibration_error" and all(r[-1] == "pass" for r in rows)
+    table = decision.table()
+    assert table.splitlines()[1].startswith("-") and "decision: PASSED: may replace the champion" in table

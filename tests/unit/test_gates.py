@@ -1,4 +1,4 @@
-"""retrainer.gates.binary_auc: the leakage gate's AUC equals scikit-learn's, ties and all."""
+"""retrainer.gates: the leakage gate's AUC equals scikit-learn's (ties and all), categories scored by label rate."""
 
 from __future__ import annotations
 
@@ -39,3 +39,23 @@ def test_leakage_scores_a_category_by_its_label_rate_like_a_groupby() -> None:
                           "tenure": rng.normal(size=2_000), "churned": y})
     problems = leakage_problems(frame, ["tenure"], ["plan", "status"], "churned", 0.98)
     assert len(problems) == 1 and "'status'" in problems[0]
+
+
+def test_the_leakage_auc_is_the_metrics_auc() -> None:
+    from retrainer.metrics import weighted_metric
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 5_000)
+    scores = np.round(y * 0.4 + rng.normal(size=y.size), 1)  # many ties
+    assert binary_auc(y, scores) == pytest.approx(float(weighted_metric("roc_auc", y, scores)[0]), abs=1e-12)
+
+
+def test_broken_predictions_are_named() -> None:
+    from retrainer.gates import prediction_problems
+
+    assert prediction_problems(np.array([0.1, 0.7, 0.4]), "holdout") == []
+    assert prediction_problems(np.array([]), "holdout") == ["holdout: no predictions"]
+    problems = prediction_problems(np.array([0.2, np.nan, 1.5, -0.1]), "holdout")
+    assert any("1 of 4 predicted probabilities are NaN" in p for p in problems)
+    assert any("2 predicted probabilities outside [0, 1]" in p for p in problems)
+    assert "predicts a constant" in prediction_problems(np.full(10, 0.3), "holdout")[0]
