@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "include")]
 
+from retrainer.names import TRAINING_DAG  # noqa: E402
 from tests.conftest import AS_OF  # noqa: E402
 from tests.integration.scheduler_stack import scheduler_stack  # noqa: E402
 
@@ -36,15 +37,15 @@ def measure(max_active_runs: int, days: int) -> dict:
     first = last - timedelta(days=days - 1)
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
         with scheduler_stack(Path(tmp), first - timedelta(days=6), last) as running:
-            running.cli("dags", "unpause", "training")
+            running.cli("dags", "unpause", TRAINING_DAG)
             load_before = os.getloadavg()[0]
             started = time.monotonic()
-            running.cli("backfill", "create", "--dag-id", "training", "--from-date", first.isoformat(),
+            running.cli("backfill", "create", "--dag-id", TRAINING_DAG, "--from-date", first.isoformat(),
                         "--to-date", last.isoformat(), "--max-active-runs", str(max_active_runs))
             [backfill] = running.rest("GET", "backfills?dag_id=training")["backfills"]
             running.wait_backfill(backfill["id"], timeout=3600)
             wall = time.monotonic() - started
-            runs = [r for r in running.runs("training") if r["run_type"] == "backfill"]
+            runs = [r for r in running.runs(TRAINING_DAG) if r["run_type"] == "backfill"]
             states = sorted({r["state"] for r in runs})
             span = (max(_ts(r["end_date"]) for r in runs) - min(_ts(r["start_date"]) for r in runs)).total_seconds()
             return {"max_active_runs": max_active_runs, "runs": len(runs), "states": states,

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "include"), str(Path(__file__).resolve().parents[1])]
 
 from bench.common import PYTHON, RESULTS, ROOT, Figure, fmt, run_timed, write_json  # noqa: E402
+from retrainer.names import TRAINING_DAG  # noqa: E402
 from retrainer_launcher.airflow_env import LOCAL_EXECUTOR  # noqa: E402
 
 ROWS = 100_000
@@ -162,22 +163,22 @@ def measure(executor_key: str, work: Path, rows: int = ROWS) -> dict:
     with scheduler_stack(work / "dag", first, AS_OF, project=PROJECT, rows_per_day=rows_per_day,
                          dags_folder=dags, executor=EXECUTORS[executor_key]) as running:
         stack_start = time.monotonic() - started
-        for dag_id in ("noop_chain", "training"):
+        for dag_id in ("noop_chain", TRAINING_DAG):
             airflow_api.wait_for_dag(running.api, running.token, dag_id, timeout=300, out=lambda _m: None)
         idle_pss = scheduler_pss_mb(running.home)
         # Unpausing `training` makes the scheduler start the latest complete (real) day, which has no
         # rows in this source: wait it out so it does not overlap the measured runs.
         airflow_api.set_paused(running.api, running.token, "noop_chain", paused=False)
-        airflow_api.set_paused(running.api, running.token, "training", paused=False)
+        airflow_api.set_paused(running.api, running.token, TRAINING_DAG, paused=False)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            runs = running.runs("training")
+            runs = running.runs(TRAINING_DAG)
             if runs and all(r["state"] in airflow_api.TERMINAL_RUN_STATES for r in runs):
                 break
             time.sleep(2)
         plain_1 = plain_run(plain_params[0], work / "plain-1.log")
         noop_1 = _timed_run(running, "noop_chain")
-        dag = _timed_run(running, "training", conf={"as_of": AS_OF.isoformat()})
+        dag = _timed_run(running, TRAINING_DAG, conf={"as_of": AS_OF.isoformat()})
         busy_pss = scheduler_pss_mb(running.home)
         noop_2 = _timed_run(running, "noop_chain")
         plain_2 = plain_run(plain_params[1], work / "plain-2.log") if len(plain_params) > 1 else plain_1
