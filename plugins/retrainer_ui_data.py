@@ -35,6 +35,7 @@ from retrainer.config import Params
 from retrainer.names import CHALLENGER, CHAMPION, TRAINING_DAG
 from retrainer.run_context import from_run_record
 from retrainer.storage import md5_file, partition_dir
+from retrainer.tracking import APPROVAL_TAG, AS_OF_TAG, DEMOTED_TAG, GATE_TAG, RUN_KEY_TAG
 
 # Where people open the MLflow UI (make run's MLflow server); a tracking URI of http(s) is its own UI.
 MLFLOW_UI_ENV = "RETRAINER_MLFLOW_UI_URL"
@@ -214,13 +215,13 @@ def model_card(params: Params, alias: str) -> dict | None:
         "experiment_id": run.info.experiment_id,
         "metric_name": metric,
         "metric_value": run.data.metrics.get(metric),
-        "as_of": tags.get("retrainer.as_of") or run_tags.get("retrainer.as_of"),
+        "as_of": tags.get(AS_OF_TAG) or run_tags.get(AS_OF_TAG),
         "train_days": _days(partitions, "train"),
         "holdout_days": _days(partitions, "holdout"),
         "trained_by": {k: run_tags.get(f"airflow.{k}", "") for k in ("dag_id", "run_id", "reason", "run_type")},
-        "gate": tags.get("retrainer.gate"),
-        "approval": tags.get("retrainer.approval"),
-        "demoted": tags.get("retrainer.demoted"),
+        "gate": tags.get(GATE_TAG),
+        "approval": tags.get(APPROVAL_TAG),
+        "demoted": tags.get(DEMOTED_TAG),
         "promoted": promoted,
         "decision": decision_view(_run_json(client, mv.run_id, "evaluation/decision.json")),
         "links": {
@@ -457,7 +458,7 @@ def run_lineage(params: Params, dag_id: str, run_id: str, as_of: str | None = No
         out["validation"] = _validation_summary(params, as_of)
         return out
     tags = run.data.tags
-    out["as_of"] = tags.get("retrainer.as_of") or as_of
+    out["as_of"] = tags.get(AS_OF_TAG) or as_of
     out["mlflow_run"] = {"run_id": run.info.run_id, "link": mlflow_run_link(ui, run.info.experiment_id, run.info.run_id)}
     if tags.get("retrainer.check") == "drift":
         out["kind"] = "drift"
@@ -482,14 +483,14 @@ def run_lineage(params: Params, dag_id: str, run_id: str, as_of: str | None = No
     out["decision"] = decision_view(_run_json(client, run.info.run_id, "evaluation/decision.json"))
     from retrainer.register import version_for_run
 
-    mv = version_for_run(params, run.info.run_id, tags.get("retrainer.run_key"))
+    mv = version_for_run(params, run.info.run_id, tags.get(RUN_KEY_TAG))
     if mv is not None:
         vtags = mv.tags or {}
         out["model"] = {
             "name": params.model.registered_name,
             "version": str(mv.version),
-            "gate": vtags.get("retrainer.gate"),
-            "approval": vtags.get("retrainer.approval"),
+            "gate": vtags.get(GATE_TAG),
+            "approval": vtags.get(APPROVAL_TAG),
             "champion_since": vtags.get("retrainer.champion_since"),
             "link": mlflow_version_link(ui, params.model.registered_name, str(mv.version)),
         }

@@ -26,7 +26,7 @@ class Champion:
 def current_champion(params: Params) -> Champion:
     """The model version holding the `champion` alias, with its run's lineage; NoChampion if none."""
     from retrainer.names import CHAMPION
-    from retrainer.tracking import RUN_KEY_TAG, current_alias, mlflow_client
+    from retrainer.tracking import AS_OF_TAG, RUN_KEY_TAG, current_alias, mlflow_client
 
     version = current_alias(params, CHAMPION)
     if version is None:
@@ -40,7 +40,7 @@ def current_champion(params: Params) -> Champion:
         name=params.model.registered_name,
         version=str(version.version),
         run_id=version.run_id,
-        as_of=run.data.tags.get("retrainer.as_of", ""),
+        as_of=run.data.tags.get(AS_OF_TAG, ""),
         run_key=run.data.tags.get(RUN_KEY_TAG, ""),
         holdout_metric=run.data.metrics.get(f"holdout_{metric}"),
         metric_name=metric,

@@ -215,7 +215,7 @@ def log_check(params: Params, summary: dict, artifacts: Sequence[Path], context:
     """One MLflow run per check in the monitoring experiment; a rerun with the same key reuses it."""
     from mlflow.entities import Metric, Param, RunTag
 
-    from retrainer.tracking import ensure_experiment, mlflow_client
+    from retrainer.tracking import AS_OF_TAG, ensure_experiment, mlflow_client
 
     client = mlflow_client(params)
     experiment_id = ensure_experiment(params, params.drift.experiment)
@@ -223,7 +223,7 @@ def log_check(params: Params, summary: dict, artifacts: Sequence[Path], context:
     tags = {
         "retrainer.check": "drift",
         "retrainer.check_key": summary["check_key"],
-        "retrainer.as_of": summary["as_of"],
+        AS_OF_TAG: summary["as_of"],
         "retrainer.champion_version": summary["champion"]["version"],
         "retrainer.decision": decision["action"],
         "retrainer.signal": str(decision["signal"]).lower(),
