@@ -113,25 +113,6 @@ def test_on_a_full_retrain_weekday_prepare_and_its_gate_use_the_long_window(make
     assert train["event_time"].min() < pd.Timestamp(AS_OF - timedelta(days=13))
 
 
-def test_the_dvc_prepare_stage_gates_the_full_retrain_window_too(make_project, tmp_path):
-    import json
-
-    from retrainer.cli import main
-
-    weekday = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")[AS_OF.weekday()]
-    path = make_project({"schedule": {"full_retrain_weekday": weekday, "full_retrain_window_days": 16}})
-    params = load_params(path)
-    seed(params.source_file)
-    ingest_window(params, AS_OF)
-    validation = tmp_path / "validation.json"
-    validation.write_text(json.dumps({"as_of": AS_OF.isoformat()}))
-    out = tmp_path / "prepared"
-    assert main(["--params", str(path), "prepare", "--validation", str(validation), "--out-dir", str(out)]) == 0
-    prepared = json.loads((out / "prepared.json").read_text())
-    assert prepared["prepared_gate"]["suite"]["success"] is True
-    assert prepared["train_rows"] == 300 * (16 - params.prepare.holdout_days)
-
-
 def test_prepare_refuses_a_window_too_small_to_train(make_project):
     params = load_params(make_project({"prepare": {"min_train_rows": 100_000}}))
     seed(params.source_file)
