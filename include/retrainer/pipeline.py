@@ -14,7 +14,7 @@ from pathlib import Path
 from retrainer.config import Params
 from retrainer.errors import GateFailed, NoData
 from retrainer.names import TRAINING_DAG
-from retrainer.quarantine import describe_gaps, quarantine, release
+from retrainer.quarantine import describe_gaps, quarantine, release, short_reason
 from retrainer.run_context import day_interval, window_days, window_length
 from retrainer.storage import run_dir, write_json_atomic
 
@@ -27,9 +27,9 @@ def step_ingest(params: Params, as_of: date, window: int | None = None) -> dict:
     from retrainer.ingest import ingest_window
 
     summary = ingest_window(params, as_of, window=window)
-    for skipped in summary["skipped_days"]:
-        first = (skipped["reason"] or "").splitlines()[0]
-        log.warning("%s is left out of the window of %s (%s): %s", skipped["day"], as_of.isoformat(), skipped["status"], first)
+    for skipped in (s for s in summary["skipped_days"] if s["day"] != as_of.isoformat()):
+        log.warning("%s is left out of the window of %s (%s): %s", skipped["day"], as_of.isoformat(),
+                    skipped["status"], short_reason(skipped["reason"] or ""))
     unplaced = summary.get("unplaced_rows") or {}
     if unplaced.get("rows"):
         log.warning(

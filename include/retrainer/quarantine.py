@@ -108,10 +108,16 @@ def window_gaps(params: Params, days: Iterable[date]) -> list[dict]:
         if record is None:
             gaps.append({"day": day.isoformat(), "kind": "no_data", "reason": "no partition (no source rows ingested)"})
         else:
-            first = record["reason"].splitlines()[0] if record["reason"] else "quarantined"
             gaps.append({"day": day.isoformat(), "kind": f"quarantined_{record['kind']}",
-                         "reason": f"quarantined ({record['kind']}): {first}"})
+                         "reason": f"quarantined ({record['kind']}): {short_reason(record['reason'])}"})
     return gaps
+
+
+def short_reason(reason: str, most: int = 3) -> str:
+    """The failures a quarantine reason lists (its ``  - `` lines, at most ``most``), else its first line."""
+    lines = reason.splitlines()
+    failures = [line.strip()[2:] for line in lines if line.startswith("  - ")][:most]
+    return "; ".join(failures) if failures else (lines[0] if lines else "quarantined")
 
 
 def describe_gaps(gaps: list[dict]) -> str:
