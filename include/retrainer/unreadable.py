@@ -66,7 +66,7 @@ def read_interval_as_text(url: str, table: str, event_time: str, start: datetime
     """The rows of [start, end) with every column as text, and each column's declared type name."""
     import sqlalchemy as sa
 
-    from retrainer.ingest import source_table
+    from retrainer.sql_source import source_table
 
     with source_table(url, table, "read (as text)") as (conn, source):
         query = sa.select(*_text_columns(source)).where(source.c[event_time] >= start, source.c[event_time] < end)
@@ -82,7 +82,7 @@ def misplaced_rows(url: str, table: str, event_time: str) -> pa.Table:
     import pyarrow as pa
     import sqlalchemy as sa
 
-    from retrainer.ingest import source_table
+    from retrainer.sql_source import source_table
 
     with source_table(url, table, "check event times of") as (conn, source):
         column = source.c[event_time]
