@@ -444,8 +444,8 @@ def run_lineage(params: Params, dag_id: str, run_id: str, as_of: str | None = No
     client = mlflow_client(params)
     ui = mlflow_ui_url(params)
     out: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id, "as_of": as_of, "kind": "none", "partitions": [],
-                           "validation": [], "model": None, "decision": None, "drift": None, "trigger": None,
-                           "mlflow_run": None}
+                           "validation": [], "gaps": [], "model": None, "decision": None, "drift": None,
+                           "trigger": None, "mlflow_run": None}
     experiments = [e for e in (client.get_experiment_by_name(n) for n in (params.mlflow.experiment, params.drift.experiment)) if e]
     runs = client.search_runs(
         [e.experiment_id for e in experiments],
@@ -475,6 +475,8 @@ def run_lineage(params: Params, dag_id: str, run_id: str, as_of: str | None = No
     out["partitions"] = [
         {k: p.get(k) for k in ("day", "split", "rows", "md5", "path")} for p in lineage.get("partitions", [])
     ]
+    # The window's days without data, each with why (quarantined: failed gate or unreadable rows).
+    out["gaps"] = [{k: g.get(k) for k in ("day", "kind", "reason")} for g in lineage.get("gaps") or []]
     validation = (lineage.get("validation") or {}).get("partitions") or []
     out["validation"] = _validation_entries(params, validation) if validation else _validation_summary(params, out["as_of"])
     trigger = lineage.get("trigger") or {}

@@ -39,7 +39,7 @@ def resolve_cli_as_of(params: Params, text: str) -> date:
     import sqlalchemy as sa
 
     from retrainer.errors import SourceError
-    from retrainer.ingest import masked_url, source_table
+    from retrainer.sql_source import masked_url, source_table
 
     with source_table(params.source_url, params.source.table, "find the latest day in") as (conn, table):
         newest = conn.execute(sa.select(sa.func.max(table.c[params.dataset.event_time]))).scalar()

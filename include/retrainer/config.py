@@ -81,6 +81,17 @@ class PrepareConfig(_Strict):
     window_days: int = Field(ge=2, le=3660)
     holdout_days: int = Field(ge=1)
     min_train_rows: int = Field(ge=10)
+    # Quarantined or unreadable days are left out of a window; the run fails when fewer days with data
+    # than this remain (a count, and/or a share of the window's days). None: no such floor.
+    min_window_days: int | None = Field(default=None, ge=1)
+    min_window_share: float | None = Field(default=None, gt=0, le=1)
+
+    def min_days(self, window: int) -> int:
+        """The fewest days with data a window of ``window`` days may have."""
+        import math
+
+        share = math.ceil(self.min_window_share * window) if self.min_window_share else 0
+        return max(self.min_window_days or 0, share)
 
     @model_validator(mode="after")
     def _holdout_inside_window(self) -> PrepareConfig:

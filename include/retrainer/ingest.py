@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -18,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from retrainer.config import Params
 from retrainer.errors import SourceError
+from retrainer.quarantine import quarantine_record
 from retrainer.run_context import day_interval, window_days, window_length
+from retrainer.sql_source import masked_url, source_table
 from retrainer.storage import is_landing_partition, md5_file, partition_file, with_pandas_metadata
 
 if TYPE_CHECKING:
@@ -29,52 +29,26 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class PartitionIngest:
     day: str
-    status: str  # written | unchanged | empty | existing | landing
+    status: str  # written | unchanged | empty | existing | landing | quarantined | unreadable
     rows: int
     path: str | None
     md5: str | None
+    reason: str | None = None  # quarantined / unreadable: why the day is left out
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def masked_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+class UnreadableValues(SourceError):
+    """A value of the day's rows cannot be read as its column's declared type (retrainer.unreadable).
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is reported as such, never echoed with secrets
-        return "<unparsable URL>"
-
-
-@contextmanager
-def source_table(url: str, table: str, action: str = "read") -> Iterator[tuple[Any, Any]]:
-    """An open connection and the reflected ``table`` of the source at ``url``.
-
-    The table name is reflected, never pasted into SQL; every SQLAlchemy failure becomes a SourceError
-    that names the URL (password masked), the table and what was being done (``action``).
+    Raised by ``ingest_day`` once the day is quarantined as text: ``found`` holds rows, reason and
+    quarantined_to; ``ingest_window`` records the day as ``unreadable`` instead of failing.
     """
-    import sqlalchemy as sa
 
-    where = masked_url(url)
-    try:
-        engine = sa.create_engine(url)
-    except Exception as exc:
-        raise SourceError(f"source {where}: invalid URL ({exc})") from None
-    try:
-        with engine.connect() as conn:
-            try:
-                reflected = sa.Table(table, sa.MetaData(), autoload_with=conn)
-            except sa.exc.NoSuchTableError:
-                raise SourceError(f"source {where}: table {table!r} does not exist") from None
-            yield conn, reflected
-    except SourceError:
-        raise
-    except sa.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise SourceError(f"source {where}: cannot {action} table {table!r}: {reason}") from None
-    finally:
-        engine.dispose()
+    def __init__(self, message: str, found: dict | None = None) -> None:
+        super().__init__(message)
+        self.found = found or {}
 
 
 # Rows fetched per round trip: the Python objects of one batch are all that exist at a time (the day
@@ -103,7 +77,7 @@ def _batch_table(rows: list, names: list[str], types: list, where: str) -> pa.Ta
         try:
             arrays.append(pa.array(values, type=type_, from_pandas=True))
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise SourceError(f"{where}: column {name!r} holds a value of the wrong type ({exc})") from None
+            raise UnreadableValues(f"{where}: column {name!r} holds a value of the wrong type ({exc})") from None
     return pa.Table.from_arrays(arrays, names=names)
 
 
@@ -124,7 +98,10 @@ def read_source_interval(url: str, table: str, event_time: str, start: datetime,
         types = [_arrow_type(c) for c in source.columns]
         query = sa.select(source).where(source.c[event_time] >= start, source.c[event_time] < end)
         result = conn.execution_options(yield_per=SOURCE_BATCH_ROWS).execute(query)
-        batches = [_batch_table(rows, names, types, where) for rows in result.partitions()]
+        try:
+            batches = [_batch_table(rows, names, types, where) for rows in result.partitions()]
+        except ValueError as exc:  # the driver's own parsing, e.g. SQLite DATETIME text it cannot read
+            raise UnreadableValues(f"{where}: a value cannot be read as its column's type ({exc})") from None
     if not batches:
         return _batch_table([], names, types, where)
     # A column that is NULL throughout one batch is typed null there: permissive promotion unifies it.
@@ -197,10 +174,32 @@ def write_partition(frame: pd.DataFrame | pa.Table, target: Path) -> str:
         staged.unlink(missing_ok=True)
 
 
-def ingest_day(params: Params, day: date, *, track: bool = True) -> PartitionIngest:
-    """Materialise the partition of ``day`` from the source; version it with DVC when rows exist."""
+def ingest_day(params: Params, day: date, *, track: bool = True, misplaced: pa.Table | None = None) -> PartitionIngest:
+    """Materialise the partition of ``day`` from the source; version it with DVC when rows exist.
+
+    Every source row of the day is accounted for: when a value cannot be read as its column's type, or
+    rows whose event time is stored in another form parse to this day (``misplaced``: the result of
+    ``retrainer.unreadable.misplaced_rows``, looked up here when not given), the day's rows become a
+    quarantined text batch with a report, and UnreadableValues is raised naming the columns.
+    """
+    from retrainer import unreadable
+
     start, end = day_interval(day)
-    table = read_source_interval(params.source_url, params.source.table, params.dataset.event_time, start, end)
+    ds = params.dataset
+    if misplaced is None:
+        misplaced = unreadable.misplaced_rows(params.source_url, params.source.table, ds.event_time)
+    misplaced_today = unreadable.rows_of_day(misplaced, day)
+    cause = None
+    try:
+        table = read_source_interval(params.source_url, params.source.table, ds.event_time, start, end)
+    except UnreadableValues as exc:
+        cause = exc
+    if cause is not None or misplaced_today.num_rows:
+        try:
+            found = unreadable.quarantine_unreadable_day(params, day, misplaced_today)
+        except LookupError:
+            raise cause from None  # the typed read failed, yet every value reads as its type: say what failed
+        raise UnreadableValues(f"{cause}\n{found['reason']}" if cause else found["reason"], found)
     rows = table.num_rows
     if not rows:
         return PartitionIngest(day.isoformat(), "empty", 0, None, None)
@@ -238,20 +237,35 @@ def ingest_window(params: Params, as_of: date, *, window: int | None = None, tra
     Days already materialised are left alone (their bytes are what earlier models learned from);
     the as-of day is always re-read, so a rerun after a source fix picks up corrected rows, unless
     landing files made it (``source.json`` beside the partition): then the landing partition is
-    the day's data and the SQL source is not read for it.
-    Returns a small JSON-safe summary for XCom.
+    the day's data and the SQL source is not read for it. A quarantined day other than the as-of day
+    is not read again (it stays out of the window until a run as of it replays it); a day whose rows
+    cannot be read is quarantined as text (``unreadable``). Rows whose event time places them on no
+    day are counted (``unplaced_rows``). Returns a small JSON-safe summary for XCom.
     """
+    from retrainer import unreadable
+
     days = window_days(as_of, window_length(params, as_of, window))
+    misplaced = None
     results: list[PartitionIngest] = []
     for day in days:
         existing = partition_file(params.data_dir, day)
         if day != as_of and existing.exists():
             results.append(PartitionIngest(day.isoformat(), "existing", -1, str(existing), None))
             continue
+        record = quarantine_record(params, day) if day != as_of else None
+        if record is not None:
+            results.append(PartitionIngest(day.isoformat(), "quarantined", -1, None, None, record["reason"]))
+            continue
         if existing.exists() and is_landing_partition(params.data_dir, day):
             results.append(landing_day(params, day, track=track))
             continue
-        results.append(ingest_day(params, day, track=track))
+        if misplaced is None:  # one scan of the table for the whole window
+            misplaced = unreadable.misplaced_rows(params.source_url, params.source.table, params.dataset.event_time)
+        try:
+            results.append(ingest_day(params, day, track=track, misplaced=misplaced))
+        except UnreadableValues as exc:
+            found = exc.found
+            results.append(PartitionIngest(day.isoformat(), "unreadable", found["rows"], None, None, str(exc)))
     as_of_result = results[-1]
     return {
         "as_of": as_of.isoformat(),
@@ -259,4 +273,7 @@ def ingest_window(params: Params, as_of: date, *, window: int | None = None, tra
         "as_of_status": as_of_result.status,
         "new_partitions": [r.to_dict() for r in results if r.status in ("written", "unchanged", "landing")],
         "empty_days": [r.day for r in results if r.status == "empty"],
+        "skipped_days": [{"day": r.day, "status": r.status, "reason": r.reason}
+                         for r in results if r.status in ("quarantined", "unreadable")],
+        "unplaced_rows": unreadable.unplaced(misplaced, params.dataset.event_time) if misplaced is not None else None,
     }

@@ -121,6 +121,8 @@ def lineage_record(
         "manifest_sha256": manifest_sha256(manifest_path),
         "partitions": manifest["partitions"],
         "window_days": manifest["window_days"],
+        # The window's days without data and why (quarantined: failed gate or unreadable rows; no data).
+        "gaps": manifest.get("gaps", []),
         "holdout_days": manifest["holdout_days"],
         "dvc_remote": {"name": params.dvc.remote_name, "url": params.dvc_remote_url},
         "code_version": code_version(),

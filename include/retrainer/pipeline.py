@@ -7,15 +7,19 @@ step's small output (paths, ids, hashes) and returns its own.
 
 from __future__ import annotations
 
-import shutil
+import logging
 from datetime import date
 from pathlib import Path
 
 from retrainer.config import Params
 from retrainer.errors import GateFailed, NoData
 from retrainer.names import TRAINING_DAG
+from retrainer.quarantine import describe_gaps, quarantine, release, short_reason
 from retrainer.run_context import day_interval, window_days, window_length
-from retrainer.storage import partition_dir, partition_file, run_dir, write_json_atomic
+from retrainer.storage import run_dir, write_json_atomic
+
+log = logging.getLogger(__name__)
+
 
 
 def step_ingest(params: Params, as_of: date, window: int | None = None) -> dict:
@@ -23,54 +27,21 @@ def step_ingest(params: Params, as_of: date, window: int | None = None) -> dict:
     from retrainer.ingest import ingest_window
 
     summary = ingest_window(params, as_of, window=window)
+    for skipped in (s for s in summary["skipped_days"] if s["day"] != as_of.isoformat()):
+        log.warning("%s is left out of the window of %s (%s): %s", skipped["day"], as_of.isoformat(),
+                    skipped["status"], short_reason(skipped["reason"] or ""))
+    unplaced = summary.get("unplaced_rows") or {}
+    if unplaced.get("rows"):
+        log.warning(
+            "source table %r: %d rows have an event time that places them on no day (NULL or not a date), "
+            "e.g. %s: they are in no partition", params.source.table, unplaced["rows"], unplaced["examples"],
+        )
     if summary["as_of_rows"] == 0:
         raise NoData(
             f"source table {params.source.table!r} has no rows for {as_of.isoformat()}: "
             "nothing ingested, no model trained, champion unchanged"
         )
     return summary
-
-
-def quarantine(params: Params, day: date, reports: list[Path], reason: str) -> Path:
-    """Move a failed partition and its reports out of the training area; nothing is deleted.
-
-    A day quarantined before keeps its earlier bad batch beside the new one (``superseded-<md5>``).
-    """
-    from retrainer.storage import md5_file
-
-    source = partition_dir(params.data_dir, day)
-    target = partition_dir(params.data_dir, day, area="quarantine")
-    data_file = partition_file(params.data_dir, day)
-    if target.exists():
-        old = target / data_file.name
-        tag = md5_file(old)[:12] if old.exists() else "unknown"
-        shutil.move(str(target), str(target.with_name(f"{target.name}.superseded-{tag}")))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if data_file.exists():
-        from retrainer import versioning
-
-        # The bytes stay in the DVC cache and remote; only the stub that marks them as training data goes.
-        versioning.untrack(params.root, data_file)
-    shutil.move(str(source), str(target))
-    for report in reports:
-        if report.exists():
-            destination = target / "report" / report.name
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            if report.is_dir():
-                shutil.copytree(report, destination, dirs_exist_ok=True)
-            else:
-                shutil.copy2(report, destination)
-    write_json_atomic(target / "QUARANTINED.json", {"day": day.isoformat(), "reason": reason})
-    return target
-
-
-def release(params: Params, day: date) -> list[str]:
-    """Drop the quarantined batches of ``day`` once a good batch has replaced them; returns what went."""
-    quarantined = partition_dir(params.data_dir, day, area="quarantine")
-    released = sorted(str(p) for p in quarantined.parent.glob(f"{quarantined.name}*") if p.is_dir())
-    for folder in released:
-        shutil.rmtree(folder)
-    return released
 
 
 def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
@@ -80,7 +51,7 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
     is the replay after a fix (clearing the failed task in the UI, or a backfill of failed runs). A batch
     that passes releases its day from quarantine.
     """
-    from retrainer.ingest import ingest_day
+    from retrainer.ingest import UnreadableValues, ingest_day
     from retrainer.validate import batches_released, validate_partition
 
     results, failures = [], []
@@ -90,7 +61,12 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
             path = Path(part["path"])
             replayed = not path.exists()
             if replayed:
-                fresh = ingest_day(params, day)
+                try:
+                    fresh = ingest_day(params, day)
+                except UnreadableValues as exc:
+                    failures.append(str(exc))
+                    results.append(_unreadable_entry(params, day.isoformat(), str(exc), replayed=True))
+                    continue
                 if fresh.path is None:
                     raise NoData(f"replay of {day.isoformat()}: the source has no rows for it any more")
                 path = Path(fresh.path)
@@ -122,11 +98,27 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
                 failures.append(f"{message}\n  quarantined to: {target}")
             results.append(entry)
             free_batch()  # this partition's frames are garbage now: give their memory back
+    for skipped in ingest_summary.get("skipped_days") or []:
+        if skipped["status"] != "unreadable":
+            continue
+        # Quarantined by ingest as text with its report: the as-of day fails its gate, others are gaps.
+        results.append(_unreadable_entry(params, skipped["day"], skipped["reason"], replayed=False))
+        if skipped["day"] == as_of.isoformat():
+            failures.append(skipped["reason"])
     summary = {"as_of": as_of.isoformat(), "partitions": results}
     write_json_atomic(params.reports_dir / "validation" / f"summary-as_of={as_of.isoformat()}.json", summary)
     if failures:
         raise GateFailed("data-quality gate failed:\n" + "\n".join(failures))
     return summary
+
+
+def _unreadable_entry(params: Params, day: str, reason: str | None, *, replayed: bool) -> dict:
+    """The validation entry of a day ingest quarantined because its source rows could not be read."""
+    marker = "quarantined to: "
+    target = next((line.split(marker, 1)[1] for line in (reason or "").splitlines() if marker in line), None)
+    report = params.reports_dir / "validation" / f"dt={day}" / "validation.json"
+    return {"day": day, "success": False, "replayed": replayed, "unreadable": True, "report_json": str(report),
+            "data_docs": None, "warnings": [], "quarantined_to": target}
 
 
 def step_prepare(params: Params, as_of: date, dag_id: str = TRAINING_DAG, window: int | None = None) -> dict:
@@ -135,10 +127,14 @@ def step_prepare(params: Params, as_of: date, dag_id: str = TRAINING_DAG, window
     from retrainer.prepare import prepare_window, window_manifest
 
     manifest = window_manifest(params, as_of, window)
+    quarantined = [g for g in manifest["gaps"] if g["kind"].startswith("quarantined")]
+    if quarantined:
+        log.warning("window ending %s leaves out %d quarantined day(s), trains on the %d days with data:\n%s",
+                    as_of.isoformat(), len(quarantined), len(manifest["partitions"]), describe_gaps(quarantined))
     key = run_key(dag_id, as_of.isoformat(), manifest["data_hash"], params)
     prepared = prepare_window(params, as_of, run_dir(params.data_dir, as_of, key), manifest=manifest)
     gate = gate_prepared(params, as_of, prepared.train_path, window_length(params, as_of, window))
-    return {**prepared.to_dict(), "run_key": key, "prepared_gate": gate}
+    return {**prepared.to_dict(), "run_key": key, "prepared_gate": gate, "gaps": manifest["gaps"]}
 
 
 def gate_prepared(params: Params, as_of: date, train_path: str, window: int) -> dict:

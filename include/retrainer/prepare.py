@@ -14,6 +14,7 @@ from pathlib import Path
 
 from retrainer.config import Params
 from retrainer.errors import InsufficientData
+from retrainer.quarantine import describe_gaps, window_gaps
 from retrainer.run_context import window_days, window_length
 from retrainer.storage import md5_file, partition_file, with_pandas_metadata, write_json_atomic, write_with
 
@@ -58,6 +59,8 @@ def window_manifest(params: Params, as_of: date, window: int | None = None) -> d
         "holdout_days": params.prepare.holdout_days,
         "partitions": partitions,
         "missing_days": sorted(set(d.isoformat() for d in days) - {p["day"] for p in partitions}),
+        # Why each missing day is missing: quarantined (failed gate, unreadable rows) or no data.
+        "gaps": window_gaps(params, days),
     }
     canonical = json.dumps(
         {"as_of": body["as_of"], "partitions": [(p["day"], p["md5"], p["split"]) for p in partitions]},
@@ -139,6 +142,14 @@ def _labelled(table, label: str):
 def _check_usable(params: Params, as_of: date, manifest: dict, train, holdout) -> None:
     label = params.dataset.label
     where = f"window ending {as_of.isoformat()} ({len(manifest['partitions'])} partitions under {params.data_dir / 'raw'})"
+    needed = params.prepare.min_days(manifest["window_days"])
+    if len(manifest["partitions"]) < needed:
+        raise InsufficientData(
+            f"{where}: only {len(manifest['partitions'])} of {manifest['window_days']} days have data, fewer than "
+            f"{needed} (prepare.min_window_days={params.prepare.min_window_days}, "
+            f"prepare.min_window_share={params.prepare.min_window_share}); days left out:\n"
+            + describe_gaps(manifest.get("gaps") or [])
+        )
     if train.num_rows < params.prepare.min_train_rows:
         raise InsufficientData(
             f"{where}: {train.num_rows} training rows, fewer than prepare.min_train_rows={params.prepare.min_train_rows}"

@@ -87,7 +87,7 @@ def write_predictions_sql(params: Params, frame: pd.DataFrame, day: date, versio
     """Replace the rows of (day, model, version) with ``frame`` in one transaction; rows deleted/inserted."""
     import sqlalchemy as sa
 
-    from retrainer.ingest import masked_url
+    from retrainer.sql_source import masked_url
 
     url = params.scoring_url
     if url.startswith("sqlite:///"):

@@ -166,7 +166,7 @@ def read_reference_table(
     import pandas as pd
     import sqlalchemy as sa
 
-    from retrainer.ingest import masked_url, source_table
+    from retrainer.sql_source import masked_url, source_table
 
     if limit < 1:
         raise ValueError(f"the sample size must be at least 1, got {limit}")

@@ -18,7 +18,7 @@ from retrainer.datagen.generator import day_range, generate_day
 from retrainer.datagen.schema import COLUMNS, ENTITY_ID, EVENT_TIME, SCHEMA
 from retrainer.datagen.specs import DriftSpec, IncidentSpec
 from retrainer.errors import SourceError
-from retrainer.ingest import masked_url
+from retrainer.sql_source import masked_url
 
 
 def source_table(table: str, metadata: sa.MetaData | None = None) -> sa.Table:

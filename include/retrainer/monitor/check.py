@@ -175,7 +175,7 @@ def _summary(params: Params, inputs: _Inputs, measured: _Measured, outcome: Chec
         "reference": {k: reference.meta.get(k) for k in ("rows", "source_rows", "sampled", "md5", "dvc_file", "source")}
         | {"folder": relative(params, reference.folder)},
         "current": {"rows": current.rows, "days": current.days, "missing_days": current.missing_days,
-                    "data_hash": current.data_hash},
+                    "gaps": current.gaps, "data_hash": current.data_hash},
         "drift": table.to_dict() if table else None,
         "prediction_drift": measured.prediction,
         "performance": measured.performance,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -23,6 +23,8 @@ class CurrentWindow:
     days: list[str]
     missing_days: list[str]
     partitions: list[dict[str, str]]  # day, md5
+    # The missing days with why (retrainer.quarantine.window_gaps): quarantined days are left out too.
+    gaps: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -61,8 +63,16 @@ def current_window(params: Params, as_of: date, window: int | None = None) -> Cu
         table = pa.concat_tables(tables, promote_options="permissive")
     else:
         table = pa.table({c: pa.array([], type=pa.null()) for c in [*columns, DAY_COLUMN]})
+    from retrainer.quarantine import window_gaps
+
     missing = [d.isoformat() for d in days if d.isoformat() not in present]
-    return CurrentWindow(table, [d.isoformat() for d in days], missing, partitions)
+    gaps = window_gaps(params, [d for d in days if d.isoformat() not in present])
+    for gap in gaps:
+        if gap["kind"].startswith("quarantined"):
+            import logging
+
+            logging.getLogger(__name__).warning("drift window ending %s leaves out %s: %s", as_of, gap["day"], gap["reason"])
+    return CurrentWindow(table, [d.isoformat() for d in days], missing, partitions, gaps)
 
 
 def batch_predictions(params: Params, days: Sequence[str], champion: Champion):
