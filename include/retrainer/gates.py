@@ -1,6 +1,7 @@
-"""The checks beside the GX suites: target leakage in the prepared set, and sanity of a model's predictions.
+"""The checks beside the GX suites: finite numbers, target leakage in the prepared set, and sanity of a
+model's predictions.
 
-Both are cheap (one pass over columns or predictions) and return human-readable problems; an empty
+All are cheap (one pass over columns or predictions) and return human-readable problems; an empty
 list means the check passed.
 """
 
@@ -11,6 +12,39 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+
+FINITE_CHECK = "retrainer_numeric_values_finite"
+MAX_EXAMPLES = 5
+
+
+def non_finite_values(frame: pd.DataFrame, columns: list[str] | None = None) -> dict[str, dict]:
+    """Columns holding ``inf`` or ``-inf`` (NaN is a missing value, which the suites judge), with the
+    count and up to MAX_EXAMPLES distinct values: {column: {"rows": n, "examples": [...]}}.
+
+    A structural rule of every gate, whatever ranges a suite states: no model can learn from an
+    infinite number, and a suite whose range has no upper bound (``min_value`` only) lets it through.
+    ``columns``: the columns to check (default: every numeric column of ``frame``).
+    """
+    import numpy as np
+    import pandas as pd
+
+    found: dict[str, dict] = {}
+    names = columns if columns is not None else list(frame.columns)
+    for name in names:
+        if name not in frame.columns or not pd.api.types.is_float_dtype(frame[name].dtype):
+            continue  # integer, text and missing columns cannot hold an infinite value
+        values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
+        bad = np.isinf(values)
+        if bad.any():
+            found[name] = {"rows": int(bad.sum()), "examples": sorted({str(v) for v in values[bad]})[:MAX_EXAMPLES]}
+    return found
+
+
+def non_finite_problems(frame: pd.DataFrame, columns: list[str], where: str) -> list[str]:
+    """:func:`non_finite_values` as messages naming ``where``, the column, the count and examples."""
+    return [f"{where}: column {name!r} has {v['rows']} non-finite values, e.g. {v['examples']}"
+            for name, v in non_finite_values(frame, columns).items()]
 
 
 def leakage_problems(

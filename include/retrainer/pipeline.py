@@ -139,13 +139,14 @@ def step_prepare(params: Params, as_of: date, dag_id: str = TRAINING_DAG, window
 
 def gate_prepared(params: Params, as_of: date, train_path: str, window: int) -> dict:
     """The second gate: the training set's columns, ranges, label balance and size, and no target leakage."""
-    from retrainer.gates import leakage_problems
+    from retrainer.gates import leakage_problems, non_finite_problems
     from retrainer.validate import read_partition
 
     # Text as Arrow-backed strings, as the partition gate reads it: no Python object per cell.
     train = read_partition(Path(train_path))
     ds = params.dataset
-    problems = leakage_problems(
+    problems = non_finite_problems(train, list(ds.numeric_features), f"training set as_of={as_of.isoformat()}")
+    problems += leakage_problems(
         train, list(ds.numeric_features), list(ds.categorical_features), ds.label, params.validation.leakage_max_auc
     )
     report: dict = {"leakage": problems, "suite": None}

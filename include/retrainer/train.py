@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from retrainer.config import Params
-from retrainer.errors import ModelCheckFailed
+from retrainer.errors import GateFailed, ModelCheckFailed
 from retrainer.lineage import code_version, config_hash, git_info, lineage_record
 from retrainer.prepare import PreparedData
 from retrainer.tracking import AS_OF_TAG, RUN_KEY_TAG, ensure_experiment, find_finished_run, mlflow_client
@@ -262,7 +262,13 @@ def _reused(previous: Any, run_key: str) -> TrainedModel:
 
 def _fit(params: Params, train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame]:
     """The fitted pipeline and five input rows (MLflow's input example and signature)."""
+    from retrainer.gates import non_finite_problems
+
     x_train, y_train = feature_frame(train, params), train[params.dataset.label].astype(int)
+    # A suite edited by hand must not let an infinite number reach the estimator.
+    problems = non_finite_problems(x_train, list(params.dataset.numeric_features), "training set")
+    if problems:
+        raise GateFailed("train refuses non-finite features:\n" + "\n".join(problems))
     model = build_pipeline(params)
     model.fit(x_train, y_train)
     # The fit's input copy goes with this frame; the metrics read ``train`` itself.

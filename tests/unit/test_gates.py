@@ -59,3 +59,18 @@ def test_broken_predictions_are_named() -> None:
     assert any("1 of 4 predicted probabilities are NaN" in p for p in problems)
     assert any("2 predicted probabilities outside [0, 1]" in p for p in problems)
     assert "predicts a constant" in prediction_problems(np.full(10, 0.3), "holdout")[0]
+
+
+def test_non_finite_values_are_found_per_numeric_column_and_named():
+    import numpy as np
+    import pandas as pd
+
+    from retrainer.gates import non_finite_problems, non_finite_values
+
+    frame = pd.DataFrame({"a": [1.0, np.inf, np.nan, -np.inf], "b": [1, 2, 3, 4], "c": ["x", "inf", "y", "z"],
+                          "d": pd.array([0.5, None, np.inf, 2.0], dtype="Float64")})
+    assert non_finite_values(frame) == {"a": {"rows": 2, "examples": ["-inf", "inf"]},
+                                        "d": {"rows": 1, "examples": ["inf"]}}
+    assert non_finite_values(frame, ["b", "c", "missing"]) == {}
+    assert non_finite_problems(frame, ["a"], "training set") == [
+        "training set: column 'a' has 2 non-finite values, e.g. ['-inf', 'inf']"]

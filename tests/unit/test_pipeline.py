@@ -181,6 +181,31 @@ def test_a_bad_batch_is_quarantined_and_stops_before_training(make_project):
     assert _champion(params) is None
 
 
+def test_infinite_values_stop_the_batch_at_the_gate_and_never_reach_a_model(make_project):
+    from tests.unit.test_quarantine import _set_on_day
+
+    params = load_params(make_project())
+    seed(params.source_file)
+    _set_on_day(params, "total_charges", float("inf"), AS_OF, rows=4)
+    with pytest.raises(GateFailed, match=r"retrainer_numeric_values_finite on total_charges.*4 unexpected"):
+        run_pipeline(params, AS_OF)
+    assert (params.data_dir / "quarantine" / f"dt={AS_OF.isoformat()}" / "part.parquet").exists()
+    assert not (params.data_dir / "runs").exists()
+    assert _champion(params) is None
+
+
+def test_the_prepared_gate_refuses_infinite_features_a_hand_edited_suite_let_through(make_project):
+    params = load_params(make_project())
+    seed(params.source_file)
+    ingest_window(params, AS_OF)
+    day = partition_file(params.data_dir, AS_OF - timedelta(days=6))
+    frame = pd.read_parquet(day)
+    frame.loc[frame.index[:3], "monthly_charges"] = -float("inf")
+    frame.to_parquet(day, index=False)
+    with pytest.raises(GateFailed, match=r"column 'monthly_charges' has 3 non-finite values"):
+        step_prepare(params, AS_OF)
+
+
 def test_a_leaking_feature_stops_the_run_at_the_prepared_gate(make_project):
     params = load_params(make_project())
     seed(params.source_file)

@@ -180,3 +180,14 @@ def test_a_training_run_is_logged_once_per_run_key(make_project):
     again = train_model(params, prepared, "key-1", {"dag_id": "test", "run_id": "r1"})
     assert again.reused and (again.run_id, again.model_uri) == (trained.run_id, trained.model_uri)
     assert again.metrics == pytest.approx(trained.metrics)
+
+
+def test_train_refuses_non_finite_features(make_project):
+    from retrainer.errors import GateFailed
+    from retrainer.train import _fit
+
+    params = _params(make_project)
+    train = _days(400)
+    train.loc[train.index[:2], "total_charges"] = np.inf
+    with pytest.raises(GateFailed, match=r"train refuses non-finite features:\n.*'total_charges' has 2 non-finite"):
+        _fit(params, train)

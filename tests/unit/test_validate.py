@@ -133,6 +133,23 @@ def test_out_of_range(gate):
     assert not outcome.success
 
 
+def test_non_finite_numbers_fail_the_gate_whatever_the_suite_says(gate):
+    # total_charges has only a lower bound in the suite: +inf satisfies it, the structural rule does not.
+    suite = json.loads(SUITE.read_text())
+    bounds = [e["kwargs"] for e in suite["expectations"]
+              if e["type"] == "expect_column_values_to_be_between" and e["kwargs"].get("column") == "total_charges"]
+    assert bounds and all("max_value" not in b for b in bounds)
+    df = clean_frame()
+    df.loc[[4, 8, 15], "total_charges"] = [np.inf, np.inf, -np.inf]
+    outcome = gate(df)
+    assert not outcome.success
+    f = only(outcome, "retrainer_numeric_values_finite", "total_charges")
+    assert f.severity == "critical" and f.unexpected_count == 3 and f.unexpected_examples == ["-inf", "inf"]
+    report = json.loads(Path(outcome.report_json).read_text())
+    assert report["success"] is False and report["critical_failures"] >= 1
+    assert gate(clean_frame()).success  # NaN is a missing value, judged by the suite's null tolerance
+
+
 def test_unseen_category(gate):
     df = clean_frame()
     df.loc[4, "plan_tier"] = "gold"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrainer.validate.gx import DOCS_SITE, arrow_strings, ephemeral_context, import_gx, lean_pandas_engine
-from retrainer.validate.results import ValidationOutcome, failed_expectation, write_report
+from retrainer.validate.results import FailedExpectation, ValidationOutcome, failed_expectation, write_report
 from retrainer.validate.suite import load_suite
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def validate_frame(
     if docs_built:
         context.build_data_docs(site_names=[DOCS_SITE])
     failed = [failed_expectation(r, run.detailed.get(id(r), r), run.df) for r in run.failed]
+    failed += non_finite_failures(run.df)
 
     index = docs_dir / "index.html"
     outcome = ValidationOutcome(
@@ -236,3 +237,15 @@ def _safe_label(label: str) -> str:
     """A run name usable as a Data Docs path segment: the last two path parts, no slashes."""
     tail = "_".join(Path(label).parts[-2:]) or "partition"
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", tail)[-80:]
+
+
+def non_finite_failures(df: pd.DataFrame) -> list[FailedExpectation]:
+    """The gate's structural rule: ``inf``/``-inf`` in any numeric column is a critical failure, whatever
+    the suite says (retrainer.gates.non_finite_values); reported like an expectation of the suite."""
+    from retrainer.gates import FINITE_CHECK, non_finite_values
+
+    return [
+        FailedExpectation(expectation_type=FINITE_CHECK, column=name, kwargs={"column": name}, severity="critical",
+                          unexpected_examples=found["examples"], unexpected_count=found["rows"])
+        for name, found in non_finite_values(df).items()
+    ]
