@@ -256,7 +256,7 @@ def test_operator_extra_links_lead_to_reports_served_by_the_plugin(ui_stack):
     url = f"{running.api}{urllib.parse.urlparse(report).path}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {running.token}"})  # noqa: S310
     with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - the test's own api-server
-        assert answer.headers["Content-Security-Policy"].startswith("sandbox allow-scripts")
+        assert answer.headers["Content-Security-Policy"] == "sandbox allow-scripts allow-popups allow-forms allow-downloads"
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 

@@ -158,10 +158,50 @@ def test_the_lineage_panel_takes_the_as_of_date_from_the_run_record(app, monkeyp
     assert answer.status_code == 404 and "no such run" in answer.json()["detail"]
 
 
-def test_reports_are_served_in_a_sandbox_and_only_from_the_reports_folder(app):
+# The exact policy: scripts run (Evidently draws its charts with them), but in an opaque origin.
+# `allow-same-origin` would hand the report the viewer's Airflow session and undo the sandbox.
+REPORT_CSP = "sandbox allow-scripts allow-popups allow-forms allow-downloads"
+
+
+def _html_reports(params) -> dict[str, str]:
+    """Every kind of HTML report the plugin serves, by the path the UI links to (reports-relative)."""
+    site = params.reports_dir / "validation" / f"dt={DAY}" / "data_docs"
+    page = site / "validations" / "churn_raw" / "run" / "20260401T000000Z" / "result.html"
+    page.parent.mkdir(parents=True)
+    for path in (site / "index.html", page):
+        path.write_text("<html>data docs</html>")
+    plot = params.reports_dir / "plots" / "roc.svg"  # an SVG can carry scripts too
+    plot.parent.mkdir(parents=True)
+    plot.write_text('<svg xmlns="http://www.w3.org/2000/svg"></svg>')
+    legacy = params.reports_dir / "other" / "page.HTM"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("<html>other</html>")
+    kinds = {
+        "Data Docs result page": plugin.ui_data.data_docs_page(params, site / "index.html"),
+        "Data Docs index": plugin.ui_data.report_path(params, site / "index.html"),
+        "drift report": plugin.ui_data.report_path(params, params.reports_dir / "drift" / DAY / "report.html"),
+        "validation link of a run": plugin.ui_data.validation_report(params, DAY),
+        "SVG": "plots/roc.svg",
+        ".HTM": "other/page.HTM",
+    }
+    assert kinds["Data Docs result page"].endswith("result.html") and kinds["Data Docs index"].endswith("index.html")
+    return kinds
+
+
+def test_every_html_report_is_served_in_the_exact_sandbox(app, params):
+    for kind, relative in _html_reports(params).items():
+        answer = app.get(f"/reports/{relative}")
+        assert answer.status_code == 200, (kind, relative)
+        policy = answer.headers.get("Content-Security-Policy")
+        assert policy == REPORT_CSP, (kind, policy)
+        assert "allow-same-origin" not in policy and "allow-top-navigation" not in policy, kind
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", kind
+
+
+def test_reports_are_served_only_from_the_reports_folder(app):
     answer = app.get(f"/reports/drift/{DAY}/report.html")
     assert answer.status_code == 200 and answer.text == "<html>report</html>"
-    assert answer.headers["Content-Security-Policy"].startswith("sandbox allow-scripts")
+    assert answer.headers["Content-Security-Policy"] == REPORT_CSP
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     assert app.get("/reports/drift/ledger.json").headers.get("Content-Security-Policy") is None
     assert app.get("/reports/..%2fparams.yaml").status_code == 404
