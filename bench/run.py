@@ -11,7 +11,6 @@ bench/results/logs/); its measurements and the comparison it is a ratio of come 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
@@ -21,10 +20,11 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "include"), str(Path(__file__).resolve().parents[1])]
 
+from bench import figures as docs  # noqa: E402
 from bench.common import ENV, PYTHON, RESULTS, ROOT, Figure, fmt, machine, run_timed, write_json  # noqa: E402
+from bench.figures import ORDER  # noqa: E402
 
 BENCH = ROOT / "bench"
-ORDER = ("overhead", "parse", "scale", "validation", "drift", "backfill")
 
 
 def _script_json(script: str, extra: tuple[str, ...] = ()):
@@ -152,7 +152,9 @@ def markdown(result: dict) -> str:
     lines = [
         f"# Retrainer benchmarks ({result['mode']})",
         "",
-        f"{result['finished']} · {result['duration_s'] / 60:.1f} min · `{result['command']}`",
+        f"{result['finished']} · the figures' processes {docs.processes_minutes(result):.1f} min"
+        + (f" (this update {result['duration_s'] / 60:.1f} min)" if m.get("first_run") else "")
+        + f" · `{result['command']}`",
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, {m['platform']}; "
         f"load average at start {m['loadavg'][0]}, at end {result['loadavg_end'][0]} (shared machine). "
@@ -188,29 +190,8 @@ def _details(data: dict) -> list[str]:
     overhead = data.get("overhead", {}).get("results")
     if overhead:
         rows = next(iter(overhead.values()))["rows_in_window"]
-        lines += [f"## 1. Orchestration overhead ({rows:,} rows; per task, seconds)", ""]
-        keys = list(overhead)
-        tasks = list(next(iter(overhead.values()))["dag"]["tasks"])
-        lines.append("| | " + " | ".join(overhead[k]["executor"].rsplit(".", 1)[-1] for k in keys) + " |")
-        lines.append("|---|" + "---|" * len(keys))
-        for label, get in (
-            ("DAG run, start to end", lambda r: r["dag"]["seconds"]),
-            ("plain process (`run_pipeline`, imports included)", lambda r: r["plain"]["seconds"]),
-            ("no-op chain of 6 (mean of 2 runs)", lambda r: r["noop_chain_s"]),
-            ("(DAG - plain) / no-op", lambda r: r["ratio"]),
-            ("... plain process's imports, s", lambda r: r["plain"].get("import_s")),
-            ("(DAG - (plain - its imports)) / no-op", lambda r: r.get("ratio_without_plain_imports")),
-            ("DAG run, CPU s of every stack process", lambda r: r["dag"]["cpu_seconds"]),
-            ("plain process, CPU s", lambda r: r["plain"]["cpu_seconds"]),
-            ("no-op chain, CPU s", lambda r: r["noop_chain_cpu_s"]),
-            ("(DAG - plain) / no-op, in CPU s", lambda r: r["ratio_cpu"]),
-            *((f"task `{t}`", functools.partial(lambda task, r: r["dag"]["tasks"].get(task), t)) for t in tasks),
-            ("stack start (s)", lambda r: r["stack_start_s"]),
-            ("scheduler + executor workers, PSS MB idle", lambda r: r["scheduler_pss_mb"]["idle"]),
-            ("... after the training run", lambda r: r["scheduler_pss_mb"]["after_training"]),
-        ):
-            lines.append(f"| {label} | " + " | ".join(fmt(get(overhead[k])) for k in keys) + " |")
-        lines.append("")
+        lines += [f"## 1. Orchestration overhead ({rows:,} rows; per task, seconds)", "",
+                  *docs.overhead_table(overhead), ""]
     parse = next((f for f in data.get("_figures", []) if f["id"] == "parse"), None)
     if parse:
         d = parse["details"]
@@ -273,13 +254,17 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, under 5 minutes")
     parser.add_argument("--only", default=None, help=f"comma list of {','.join(ORDER)}")
     parser.add_argument("--skip", default="", help="comma list of figures to leave out")
-    parser.add_argument("--render", action="store_true", help="only write latest.md again from latest.json")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: write latest.md and the bench blocks of README.md and "
+                             "bench/README.md again from the committed latest.json")
     parser.add_argument("--update-latest", action="store_true",
                         help="with --only: measure these figures again and replace them in latest.md/json")
     args = parser.parse_args()
     if args.render:
         result = json.loads((RESULTS / "latest.json").read_text())
         (RESULTS / "latest.md").write_text(markdown({**result, "data": {**result["data"], "_figures": result["figures"]}}))
+        changed = docs.render_documents(ROOT, result)
+        print(f"written bench/results/latest.md from latest.json; blocks rewritten in: {', '.join(changed) or 'none'}")
         return 0
     names = [n for n in (args.only.split(",") if args.only else ORDER) if n not in args.skip.split(",")]
     unknown = set(names) - set(ORDER)
@@ -345,6 +330,8 @@ def main() -> int:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, RESULTS / f"{stem}.md")
     print(f"\nwritten bench/results/{stem}.md and {stem}.json ({result['duration_s'] / 60:.1f} min)")
+    if stem == "latest":
+        print(f"bench blocks rewritten in: {', '.join(docs.render_documents(ROOT, result)) or 'none'}")
     if mode == "quick":
         # Small sizes are dominated by fixed costs: a quick-mode miss is a hint, not a failed target.
         return 0
