@@ -1,5 +1,9 @@
 """What a figure of ``bench/results/latest.json`` measures, and the documents' tables made from it.
 
+* :data:`SOURCES`: the files each benchmark measures (its script, the code it runs, the pin set). A figure
+  is *stale* when one of them changed between the commit it was measured at and HEAD;
+  ``bench/run.py --update-latest`` refuses to keep stale figures beside re-measured ones
+  (:func:`update_refusal`).
 * :func:`render`: the blocks between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in README.md and
   bench/README.md are written from latest.json (:data:`BLOCKS`); nothing else in them quotes a figure.
   ``bench/run.py --render`` rewrites them (and latest.md) without measuring;
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +23,20 @@ from bench.common import fmt
 
 DOCUMENTS = ("README.md", "bench/README.md")
 ORDER = ("overhead", "parse", "scale", "validation", "drift", "backfill")
+
+_LIBRARY = ("include/retrainer/", "requirements.txt", "bench/common.py")
+_STACK = ("dags/", "plugins/", "include/retrainer_airflow/", "include/retrainer_launcher/", "params.yaml",
+          "validation_suites/", "tests/conftest.py", "tests/integration/scheduler_stack.py")
+SOURCES: dict[str, tuple[str, ...]] = {
+    "overhead": ("bench/bench_overhead.py", "bench/dags/", *_LIBRARY, *_STACK),
+    "parse": ("bench/bench_parse.py", "dags/", "plugins/", "include/", "requirements.txt", "bench/common.py"),
+    "scale": ("bench/bench_scale.py", *_LIBRARY, "include/retrainer_airflow/preload.py", "params.yaml",
+              "validation_suites/", "tests/conftest.py"),
+    "validation": ("bench/bench_validation.py", *_LIBRARY, "validation_suites/"),
+    "drift": ("bench/bench_drift.py", "bench/drift_cases.py", *_LIBRARY),
+    "backfill": ("bench/backfill_concurrency.py", *_LIBRARY, *_STACK),
+}
+
 
 def runner_of(figure_id: str) -> str:
     """The benchmark a figure comes from (``scale_time`` -> ``scale``)."""
@@ -29,6 +48,67 @@ def measured_at(result: dict) -> dict[str, str]:
     m = result["machine"]
     base = (m.get("first_run") or m)["git"]["commit"]
     return {name: run.get("commit") or base for name, run in result["runs"].items()}
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)  # noqa: S603,S607
+
+
+def changed_since(root: Path, commit: str, paths: tuple[str, ...]) -> list[str] | None:
+    """Files of ``paths`` that differ between ``commit`` and HEAD (committed changes); None when this
+    repository does not have ``commit``."""
+    if not commit or _git(root, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        return None
+    done = _git(root, "diff", "--name-only", commit, "HEAD", "--", *paths)
+    if done.returncode != 0:
+        return None
+    return sorted(done.stdout.split())
+
+
+def uncommitted(root: Path, paths: tuple[str, ...]) -> list[str]:
+    """Tracked files of ``paths`` with changes not committed (a figure would record the wrong commit)."""
+    done = _git(root, "status", "--porcelain", "--untracked-files=no", "--", *paths)
+    return sorted(line[3:] for line in done.stdout.splitlines() if line.strip())
+
+
+def stale(root: Path, result: dict, names: list[str]) -> dict[str, tuple[str, list[str] | None]]:
+    """Of benchmarks ``names`` in ``result``: name -> (commit, changed files, or None for an unknown commit),
+    for those whose code changed since their commit."""
+    commits = measured_at(result)
+    found = {}
+    for name in names:
+        commit = commits.get(name, "")
+        changed = changed_since(root, commit, SOURCES.get(name, ("",)))
+        if changed is None or changed:
+            found[name] = (commit, changed)
+    return found
+
+
+def _files(files: list[str], limit: int = 12) -> str:
+    return ", ".join(files[:limit]) + (f" and {len(files) - limit} more" if len(files) > limit else "")
+
+
+def update_refusal(root: Path, previous: dict, remeasure: list[str]) -> str | None:
+    """Why ``--update-latest --only <remeasure>`` must not run, or None.
+
+    Refused when a figure it would keep measures code changed since the commit it was measured at (the
+    table would mix figures of different code), or when the code of a figure it re-measures has
+    uncommitted changes (the figure would name a commit that is not its code)."""
+    kept = [name for name in previous["runs"] if name not in remeasure]
+    problems = []
+    for name, (commit, files) in stale(root, previous, kept).items():
+        why = (f"commit {commit[:12] or '?'} is not in this repository" if files is None
+               else f"changed since {commit[:12]}: {_files(files)}")
+        problems.append(f"  {name}: {why}")
+    dirty = uncommitted(root, tuple(p for name in remeasure for p in SOURCES.get(name, ())))
+    if problems:
+        return ("not updating latest: the code these figures measure changed since they were measured, so "
+                "latest.md would mix figures of different code. Re-measure them too (add them to --only) or "
+                "run the full `make bench`:\n" + "\n".join(problems))
+    if dirty:
+        return ("not updating latest: uncommitted changes in files the re-measured figures measure (commit "
+                f"them first: a figure records the commit it was measured at): {_files(dirty)}")
+    return None
 
 
 # --- the documents' blocks ------------------------------------------------------------------------

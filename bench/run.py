@@ -272,6 +272,13 @@ def main() -> int:
         parser.error(f"unknown figures {sorted(unknown)}; choose from {ORDER}")
     if args.quick and not args.only and "backfill" in names:
         names.remove("backfill")  # two stacks and 14 runs do not fit in 5 minutes
+    if args.update_latest:
+        if not args.only or args.quick:
+            parser.error("--update-latest needs --only and a full-size run")
+        refusal = docs.update_refusal(ROOT, json.loads((RESULTS / "latest.json").read_text()), names)
+        if refusal:  # before measuring: a refused update must not cost the hour it would take
+            print(refusal, file=sys.stderr)
+            return 2
     mode = "quick" if args.quick else "full"
     stem = "latest" if mode == "full" and not args.only and not args.skip else (
         "quick" if mode == "quick" and not args.only else "partial")
@@ -307,8 +314,6 @@ def main() -> int:
         print(f"\nnot updating latest: {', '.join(broken)} exited non-zero (see bench/results/logs/)")
         args.update_latest, stem = False, "partial"
     if args.update_latest:
-        if not args.only or args.quick:
-            parser.error("--update-latest needs --only and a full-size run")
         previous = json.loads((RESULTS / "latest.json").read_text())
         redone = {f["id"] for f in figures}
         result["figures"] = [f for f in previous["figures"] if f["id"] not in redone] + figures

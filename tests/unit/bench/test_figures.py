@@ -1,13 +1,16 @@
-"""bench/figures.py: the documents' figures come from bench/results/latest.json."""
+"""bench/figures.py: the documents' figures come from bench/results/latest.json, and --update-latest
+refuses to keep a figure whose code changed since it was measured."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from bench import figures
+from bench import figures, run
 from tests.conftest import REPO_ROOT
 
 LATEST = json.loads((REPO_ROOT / "bench" / "results" / "latest.json").read_text(encoding="utf-8"))
@@ -71,5 +74,80 @@ def test_the_figures_table_names_the_commit_of_each_figure():
     assert "| commit |" not in figures.figures_block(one)
 
 
-def test_figures_are_told_apart_by_benchmark():
+def test_every_benchmark_has_sources_that_exist():
+    assert set(figures.SOURCES) == set(figures.ORDER)
+    for name, paths in figures.SOURCES.items():
+        for path in paths:
+            assert (REPO_ROOT / path).exists(), (name, path)
     assert figures.runner_of("scale_time") == "scale" and figures.runner_of("overhead") == "overhead"
+
+
+# --- --update-latest refuses stale figures -------------------------------------------------------
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()  # noqa: S603,S607
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "config", "user.email", "t@example.com")
+    _git(tmp_path, "config", "user.name", "t")
+    for path in ("bench/bench_validation.py", "bench/bench_drift.py", "include/retrainer/validate.py", "README.md"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("v1\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "one")
+    monkeypatch.setattr(figures, "SOURCES", {"validation": ("bench/bench_validation.py", "include/retrainer/"),
+                                             "drift": ("bench/bench_drift.py",)})
+    return tmp_path
+
+
+def _latest(commit: str) -> dict:
+    return {"machine": {"git": {"commit": commit}},
+            "runs": {"validation": {"wall_s": 1}, "drift": {"wall_s": 1}}}
+
+
+def test_update_is_refused_when_a_kept_figures_code_changed_since_its_commit(repo):
+    measured = _git(repo, "rev-parse", "HEAD")
+    assert figures.update_refusal(repo, _latest(measured), ["drift"]) is None
+    (repo / "README.md").write_text("v2\n")  # not a source of any figure
+    _git(repo, "commit", "-qam", "docs")
+    assert figures.update_refusal(repo, _latest(measured), ["drift"]) is None
+    (repo / "include/retrainer/validate.py").write_text("v2\n")
+    _git(repo, "commit", "-qam", "validate changed")
+    message = figures.update_refusal(repo, _latest(measured), ["drift"])
+    assert message.startswith("not updating latest")
+    assert f"validation: changed since {measured[:12]}: include/retrainer/validate.py" in message
+    assert figures.update_refusal(repo, _latest(measured), ["drift", "validation"]) is None  # re-measured: fine
+
+
+def test_a_figure_re_measured_later_is_judged_by_its_own_commit(repo):
+    first = _git(repo, "rev-parse", "HEAD")
+    (repo / "bench/bench_validation.py").write_text("v2\n")
+    _git(repo, "commit", "-qam", "validation bench changed")
+    latest = _latest(_git(repo, "rev-parse", "HEAD"))
+    latest["machine"]["first_run"] = {"git": {"commit": first}}
+    latest["runs"]["validation"]["commit"] = latest["machine"]["git"]["commit"]
+    assert figures.update_refusal(repo, latest, ["drift"]) is None
+    (repo / "bench/bench_drift.py").write_text("v2\n")
+    _git(repo, "commit", "-qam", "drift bench changed")
+    assert "drift: changed since" in figures.update_refusal(repo, latest, ["validation"])
+
+
+def test_an_unknown_commit_or_uncommitted_code_is_refused(repo):
+    message = figures.update_refusal(repo, _latest("0" * 40), ["drift"])
+    assert "validation: commit 000000000000 is not in this repository" in message
+    measured = _git(repo, "rev-parse", "HEAD")
+    (repo / "bench/bench_drift.py").write_text("work in progress\n")
+    message = figures.update_refusal(repo, _latest(measured), ["drift"])
+    assert "uncommitted changes" in message and "bench/bench_drift.py" in message
+
+
+def test_run_refuses_before_measuring(monkeypatch, capsys):
+    monkeypatch.setattr(figures, "update_refusal", lambda root, previous, names: "not updating latest: because")
+    monkeypatch.setattr(run, "collect", lambda *a: pytest.fail("measured although refused"))
+    monkeypatch.setattr("sys.argv", ["run.py", "--only", "drift", "--update-latest"])
+    assert run.main() == 2
+    assert "not updating latest: because" in capsys.readouterr().err
