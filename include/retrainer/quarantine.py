@@ -39,33 +39,43 @@ def quarantine(
     source = partition_dir(params.data_dir, day)
     target = partition_dir(params.data_dir, day, area="quarantine")
     data_file = partition_file(params.data_dir, day)
-    if target.exists():
-        old = target / data_file.name
-        tag = md5_file(old)[:12] if old.exists() else "unknown"
-        shutil.move(str(target), str(target.with_name(f"{target.name}.superseded-{tag}")))
-    target.parent.mkdir(parents=True, exist_ok=True)
     if data_file.exists():
         from retrainer import versioning
 
         # The bytes stay in the DVC cache and remote; only the stub that marks them as training data goes.
         versioning.untrack(params.root, data_file)
+    # The new batch is put together beside the old one under a hidden name, then swapped in with two
+    # renames: readers (the control room's replay) never find the day without a quarantined batch
+    # while the slow parts (DVC, copying reports) run, and never see half a batch.
+    staged = target.with_name(f".{target.name}.incoming-{os.getpid()}")
+    if staged.exists():
+        shutil.rmtree(staged)  # left by a crash of this process id: its source partition is still in place
+    target.parent.mkdir(parents=True, exist_ok=True)
     if source.exists():
-        shutil.move(str(source), str(target))
+        shutil.move(str(source), str(staged))
     else:
-        target.mkdir(parents=True)
+        staged.mkdir(parents=True)
     if batch is not None:
-        if (target / PARTITION_FILE).exists():
-            os.replace(target / PARTITION_FILE, target / REPLACED_FILE)
-        shutil.move(str(batch), str(target / PARTITION_FILE))
+        if (staged / PARTITION_FILE).exists():
+            os.replace(staged / PARTITION_FILE, staged / REPLACED_FILE)
+        shutil.move(str(batch), str(staged / PARTITION_FILE))
     for report in reports:
         if report.exists():
-            destination = target / "report" / report.name
+            destination = staged / "report" / report.name
             destination.parent.mkdir(parents=True, exist_ok=True)
             if report.is_dir():
                 shutil.copytree(report, destination, dirs_exist_ok=True)
             else:
                 shutil.copy2(report, destination)
-    write_json_atomic(target / MARKER, {"day": day.isoformat(), "reason": reason, "kind": kind})
+    write_json_atomic(staged / MARKER, {"day": day.isoformat(), "reason": reason, "kind": kind})
+    if target.exists():
+        old = target / data_file.name
+        tag = md5_file(old)[:12] if old.exists() else "unknown"
+        aside, n = target.with_name(f"{target.name}.superseded-{tag}"), 1
+        while aside.exists():  # the same bad bytes quarantined again: keep both, never merge them
+            aside, n = target.with_name(f"{target.name}.superseded-{tag}-{n}"), n + 1
+        os.replace(target, aside)
+    os.replace(staged, target)
     return target
 
 
