@@ -11,7 +11,7 @@ import hashlib
 import os
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -33,6 +33,39 @@ class ConfigError(ValueError):
     """params.yaml is missing, unreadable or invalid."""
 
 
+# The learning tasks (``dataset.task``) and each one's metrics: name -> True when higher is better.
+# The gate turns every difference into an improvement with these directions; retrainer.metrics computes them.
+Task = Literal["binary", "multiclass", "regression"]
+TASK_METRICS: dict[str, dict[str, bool]] = {
+    "binary": {
+        "roc_auc": True, "average_precision": True, "accuracy": True, "f1": True,
+        "log_loss": False, "brier": False, "calibration_error": False,
+    },
+    "multiclass": {
+        "macro_f1": True, "accuracy": True, "balanced_accuracy": True, "roc_auc_ovr": True,
+        "log_loss": False, "calibration_error": False,  # calibration error of the top class
+    },
+    "regression": {"rmse": False, "mae": False, "r2": True, "mape": False},  # mape: labels never zero
+}
+# The metrics a task's gate may use as its primary metric (the others are guards and diagnostics).
+PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "average_precision", "accuracy", "f1", "log_loss"),
+    "multiclass": ("macro_f1", "accuracy", "balanced_accuracy", "log_loss", "roc_auc_ovr"),
+    "regression": ("rmse", "mae", "r2", "mape"),
+}
+DEFAULT_PRIMARY_METRIC = {"binary": "roc_auc", "multiclass": "macro_f1", "regression": "rmse"}
+# Guards when params.yaml names none: calibration for classification; no calibration guard for regression.
+DEFAULT_GUARDS: dict[str, dict[str, float]] = {
+    "binary": {"calibration_error": 0.02}, "multiclass": {"calibration_error": 0.02}, "regression": {},
+}
+# Built-in estimators per task (model.estimator): a gradient boosting, a random forest and a linear model.
+TASK_ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "binary": ("hist_gradient_boosting", "random_forest", "logistic_regression"),
+    "multiclass": ("hist_gradient_boosting", "random_forest", "logistic_regression"),
+    "regression": ("hist_gradient_boosting", "random_forest", "ridge"),
+}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -50,6 +83,8 @@ class SourceConfig(_Strict):
 
 class DatasetConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    # binary: a 0/1 label; multiclass: a label with a few classes (text or integers); regression: a number.
+    task: Task = "binary"
     entity_id: str
     event_time: str
     label: str
@@ -75,6 +110,8 @@ class ValidationConfig(_Strict):
     result_format: Literal["BOOLEAN_ONLY", "BASIC", "SUMMARY", "COMPLETE"] = "BOOLEAN_ONLY"
     # A feature that alone separates the label with at least this AUC is treated as target leakage.
     leakage_max_auc: float = Field(default=0.98, gt=0.5, le=1.0)
+    # Regression: a feature that alone explains this share of the label's variance is leakage.
+    leakage_max_r2: float = Field(default=0.95, gt=0.0, le=1.0)
 
 
 class PrepareConfig(_Strict):
@@ -104,15 +141,22 @@ class PrepareConfig(_Strict):
 
 class ModelConfig(_Strict):
     registered_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    estimator: Literal["hist_gradient_boosting", "random_forest", "logistic_regression"]
+    # A built-in estimator (TASK_ESTIMATORS) or the team's own: exactly one of the two.
+    estimator: Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "ridge"] | None = None
+    # "package.module:function", called with numeric_features, categorical_features, hyperparameters, seed
+    # and task (keyword arguments); returns an unfitted scikit-learn estimator taking a frame of the features.
+    factory: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
     hyperparameters: dict[str, int | float | str | bool | None] = Field(default_factory=dict)
     # Training-set metrics are a diagnostic (the train/holdout gap), not a gate: past this many rows
     # they are measured on a seeded sample of the training set, as scikit-learn's own boosting scores
     # its training set on a sample. None: every row.
     train_metrics_max_rows: int | None = Field(default=200_000, ge=1_000)
 
-
-GuardMetric = Literal["calibration_error", "brier", "log_loss", "roc_auc", "average_precision", "accuracy", "f1"]
+    @model_validator(mode="after")
+    def _estimator_or_factory(self) -> ModelConfig:
+        if (self.estimator is None) == (self.factory is None):
+            raise ValueError("set exactly one of model.estimator (a built-in) and model.factory (module:function)")
+        return self
 
 
 class BootstrapConfig(_Strict):
@@ -127,7 +171,8 @@ class SlicesConfig(_Strict):
 
 
 class GuardsConfig(_Strict):
-    metrics: dict[GuardMetric, float] = Field(default_factory=lambda: {"calibration_error": 0.02})
+    # Metric -> max regression. Unset: DEFAULT_GUARDS of the dataset's task.
+    metrics: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_GUARDS["binary"]))
     max_latency_ratio: float | None = Field(default=2.0, gt=1.0)
     latency_slack_ms: float = Field(default=1.0, ge=0)
     latency_repeats: int = Field(default=5, ge=1, le=50)
@@ -142,7 +187,8 @@ class GuardsConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
-    primary_metric: Literal["roc_auc", "average_precision", "accuracy", "f1", "log_loss"] = "roc_auc"
+    # One of PRIMARY_METRICS of the dataset's task; unset: DEFAULT_PRIMARY_METRIC of the task.
+    primary_metric: str = "roc_auc"
     absolute_floor: float
     min_improvement: float = Field(default=0.0, ge=0)
     bootstrap: BootstrapConfig = BootstrapConfig()
@@ -294,6 +340,49 @@ class Params(_Strict):
     root: Path = Field(default=Path("."), exclude=True)
     source_file: Path | None = Field(default=None, exclude=True)
     digest: str = Field(default="", exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw: Any) -> Any:
+        """The primary metric and guards a task gets when params.yaml names none."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("dataset"), dict):
+            return raw
+        task = raw["dataset"].get("task", "binary")
+        if task not in TASK_METRICS or not isinstance(raw.get("evaluation", {}), dict):
+            return raw  # the field validation names the bad value
+        evaluation = dict(raw.get("evaluation") or {})
+        evaluation.setdefault("primary_metric", DEFAULT_PRIMARY_METRIC[task])
+        guards = evaluation.get("guards")
+        if guards is None or (isinstance(guards, dict) and "metrics" not in guards):
+            evaluation["guards"] = {**(guards or {}), "metrics": dict(DEFAULT_GUARDS[task])}
+        return {**raw, "evaluation": evaluation}
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> Params:
+        task, cfg = self.dataset.task, self.evaluation
+        if cfg.primary_metric not in PRIMARY_METRICS[task]:
+            raise ValueError(
+                f"evaluation.primary_metric: {cfg.primary_metric!r} does not fit dataset.task {task!r} "
+                f"(one of {', '.join(PRIMARY_METRICS[task])})"
+            )
+        for name in cfg.guards.metrics:
+            if name not in TASK_METRICS[task]:
+                raise ValueError(
+                    f"evaluation.guards.metrics.{name}: not a metric of dataset.task {task!r} "
+                    f"(one of {', '.join(TASK_METRICS[task])})"
+                )
+        estimator = self.model.estimator
+        if estimator is not None and estimator not in TASK_ESTIMATORS[task]:
+            raise ValueError(
+                f"model.estimator: {estimator!r} does not fit dataset.task {task!r} "
+                f"(one of {', '.join(TASK_ESTIMATORS[task])}, or model.factory)"
+            )
+        return self
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a larger value of the primary metric is better."""
+        return TASK_METRICS[self.dataset.task][self.evaluation.primary_metric]
 
     @model_validator(mode="after")
     def _slices_are_categorical(self) -> Params:

@@ -66,3 +66,49 @@ def test_unreadable_and_malformed_files(tmp_path):
     listy.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_params(listy)
+
+
+def _load(tmp_path, mutate):
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    mutate(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("task", "metric", "guards"),
+    [("binary", "roc_auc", {"calibration_error": 0.02}), ("multiclass", "macro_f1", {"calibration_error": 0.02}),
+     ("regression", "rmse", {})],
+)
+def test_each_task_gets_its_own_default_metric_and_guards(tmp_path, task, metric, guards):
+    def mutate(raw):
+        raw["dataset"]["task"] = task
+        raw["evaluation"].pop("primary_metric")
+        raw["evaluation"]["guards"].pop("metrics")
+        raw["model"]["estimator"] = "random_forest"
+
+    params = _load(tmp_path, mutate)
+    assert params.evaluation.primary_metric == metric and params.evaluation.guards.metrics == guards
+    assert params.higher_is_better is (metric != "rmse")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda raw: raw["dataset"].update(task="regression"),
+         "evaluation.primary_metric: 'roc_auc' does not fit dataset.task 'regression'"),
+        (lambda raw: (raw["dataset"].update(task="regression"), raw["evaluation"].update(primary_metric="rmse")),
+         "evaluation.guards.metrics.calibration_error: not a metric of dataset.task 'regression'"),
+        (lambda raw: (raw["dataset"].update(task="multiclass"), raw["evaluation"].update(primary_metric="roc_auc")),
+         "evaluation.primary_metric: 'roc_auc' does not fit dataset.task 'multiclass'"),
+        (lambda raw: raw["model"].update(estimator="ridge"), "model.estimator: 'ridge' does not fit dataset.task 'binary'"),
+        (lambda raw: raw["model"].update(factory="my_models:build"), "set exactly one of model.estimator"),
+        (lambda raw: raw["model"].update(estimator=None, factory="not a path"), "model.factory"),
+        (lambda raw: raw["dataset"].update(task="ranking"), "dataset.task"),
+    ],
+)
+def test_a_metric_estimator_or_factory_that_does_not_fit_the_task_is_refused_naming_the_key(tmp_path, mutate, expected):
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, mutate)
+    assert expected in str(err.value)

@@ -1,5 +1,10 @@
-"""Binary-classification metrics on weighted rows, vectorised over many weightings at once, and the
-paired bootstrap that the evaluation gate judges improvements with.
+"""The metrics of every task (binary, multiclass, regression) on weighted rows, vectorised over many
+weightings at once, and the paired bootstrap that the evaluation gate judges improvements with.
+
+What a model's predictions look like per task: binary, the positive-class probability (one number a
+row); multiclass, a matrix of class probabilities (rows x classes) with the labels as class indices
+(``retrainer.metrics.multiclass.align_classes``); regression, the predicted number. The metric code of
+each task is a module of its own (``binary``, ``multiclass``, ``regression``); this module dispatches.
 
 A bootstrap resample of a holdout is a vector of row counts (how often each row was drawn), so a
 matrix of counts (resamples x rows) scores every resample in a handful of array operations, and
@@ -17,111 +22,57 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# True: higher is better. The gate turns every difference into an "improvement" (positive = better).
-METRIC_DIRECTIONS: dict[str, bool] = {
-    "roc_auc": True,
-    "average_precision": True,
-    "accuracy": True,
-    "f1": True,
-    "log_loss": False,
-    "brier": False,
-    "calibration_error": False,
-}
-METRICS = tuple(METRIC_DIRECTIONS)
-CALIBRATION_BINS = 10
+from retrainer.config import TASK_METRICS
+from retrainer.metrics import multiclass, regression
+from retrainer.metrics.binary import (
+    CALIBRATION_BINS,
+    _average_precision,
+    _calibration_error,
+    _f1,
+    _log_loss,
+    _roc_auc,
+    _weighted_mean,
+    roc_auc_from_counts,
+)
+
+# True: higher is better (every task's metrics; a name shared by tasks has one direction). The gate turns
+# every difference into an "improvement" (positive = better).
+METRIC_DIRECTIONS: dict[str, bool] = {name: up for metrics in TASK_METRICS.values() for name, up in metrics.items()}
+METRICS = tuple(TASK_METRICS["binary"])  # the binary metrics (the default task)
+__all__ = ["CALIBRATION_BINS", "METRICS", "METRIC_DIRECTIONS", "roc_auc_from_counts"]
 # Counts matrices are built in chunks of at most this many cells (8 bytes each), whatever the holdout size.
 _CHUNK_CELLS = 2_000_000
 
 
-def _tie_starts(sorted_scores: np.ndarray) -> np.ndarray:
-    """Index of the first row of each run of equal scores in a sorted vector."""
-    return np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-
-
-def roc_auc_from_counts(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
-    """ROC AUC from the (weighted) count of positive and negative rows at each distinct score, the
-    scores in ascending order along the last axis: Mann-Whitney with half credit for ties.
-
-    The one AUC formula of the project: the weighted metric below counts per tie group of the sorted
-    rows, the leakage gate (``retrainer.gates.binary_auc``) per distinct value of a feature. NaN where
-    one class is absent.
-    """
-    negatives_below = np.cumsum(negatives, axis=-1) - negatives
-    numerator = (positives * (negatives_below + 0.5 * negatives)).sum(axis=-1)
-    denominator = positives.sum(axis=-1) * negatives.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, numerator / denominator, np.nan)
-
-
-def _roc_auc(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
-    # The area under the weighted ROC curve: counts per run of equal scores, one row per weighting.
-    order = np.argsort(p, kind="mergesort")
-    starts = _tie_starts(p[order])
-    wo, yo = w[:, order], y[order]
-    pos = np.add.reduceat(wo * yo, starts, axis=1)
-    neg = np.add.reduceat(wo * (1.0 - yo), starts, axis=1)
-    return roc_auc_from_counts(pos, neg)
-
-
-def _average_precision(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
-    # Step-wise area under the precision-recall curve, thresholds at each distinct score (as sklearn).
-    order = np.argsort(-p, kind="mergesort")
-    starts = _tie_starts(p[order])
-    wo, yo = w[:, order], y[order]
-    tp = np.cumsum(np.add.reduceat(wo * yo, starts, axis=1), axis=1)
-    fp = np.cumsum(np.add.reduceat(wo * (1.0 - yo), starts, axis=1), axis=1)
-    total_pos = tp[:, -1:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        recall = tp / total_pos
-    ap = (np.diff(recall, axis=1, prepend=0.0) * precision).sum(axis=1)
-    return np.where(total_pos[:, 0] > 0, ap, np.nan)
-
-
-def _weighted_mean(values: np.ndarray, w: np.ndarray) -> np.ndarray:
-    total = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, (w @ values) / total, np.nan)
-
-
-def _log_loss(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
-    eps = np.finfo(np.float64).eps  # sklearn clips the same way
-    q = np.clip(p, eps, 1 - eps)
-    return _weighted_mean(-(y * np.log(q) + (1.0 - y) * np.log(1.0 - q)), w)
-
-
-def _f1(y: np.ndarray, predicted: np.ndarray, w: np.ndarray) -> np.ndarray:
-    tp = w @ (predicted * y)
-    fp = w @ (predicted * (1.0 - y))
-    fn = w @ ((1.0 - predicted) * y)
-    denominator = 2 * tp + fp + fn
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, 2 * tp / denominator, 0.0)  # sklearn's zero_division=0
-
-
-def _calibration_error(y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int = CALIBRATION_BINS) -> np.ndarray:
-    # Expected calibration error over equal-width bins: sum over bins of |weighted sum of (y - p)| / total.
-    bin_of = np.minimum((p * bins).astype(int), bins - 1)
-    residual = np.zeros((len(p), bins))
-    residual[np.arange(len(p)), bin_of] = y - p
-    total = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, np.abs(w @ residual).sum(axis=1) / total, np.nan)
-
-
 def weighted_metric(
-    name: str, y: np.ndarray, p: np.ndarray, weights: np.ndarray | None = None, threshold: float = 0.5
+    name: str,
+    y: np.ndarray,
+    p: np.ndarray,
+    weights: np.ndarray | None = None,
+    threshold: float = 0.5,
+    task: str = "binary",
 ) -> np.ndarray:
-    """``name`` of scores ``p`` against labels ``y`` for each row of ``weights`` (resamples x rows).
+    """``name`` of predictions ``p`` against labels ``y`` for each row of ``weights`` (resamples x rows).
 
     Returns one value per weighting; NaN where the metric is undefined (e.g. AUC of a resample with one
-    class). ``weights=None`` means one weighting of all ones (the plain metric).
+    class). ``weights=None`` means one weighting of all ones (the plain metric). ``task`` picks the
+    implementation (see the module's docstring for what ``p`` is per task).
     """
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
     w = np.ones((1, len(y))) if weights is None else np.atleast_2d(np.asarray(weights, dtype=np.float64))
     if w.shape[1] != len(y) or len(p) != len(y):
         raise ValueError(f"shapes differ: labels {len(y)}, scores {len(p)}, weights {w.shape}")
+    if name not in TASK_METRICS.get(task, {}):
+        raise ValueError(f"unknown {task} metric {name!r}; known: {', '.join(TASK_METRICS.get(task, {}))}")
+    if task == "multiclass":
+        return multiclass.weighted(name, y.astype(np.int64), p, w)
+    if task == "regression":
+        return regression.weighted(name, y, p, w)
+    return _binary(name, y, p, w, threshold)
+
+
+def _binary(name: str, y: np.ndarray, p: np.ndarray, w: np.ndarray, threshold: float) -> np.ndarray:
     if name == "roc_auc":
         return _roc_auc(y, p, w)
     if name == "average_precision":
@@ -135,19 +86,26 @@ def weighted_metric(
     predicted = (p >= threshold).astype(np.float64)
     if name == "accuracy":
         return _weighted_mean((predicted == y).astype(np.float64), w)
-    if name == "f1":
-        return _f1(y, predicted, w)
-    raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
+    return _f1(y, predicted, w)
 
 
-def metric_value(name: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
-    return float(weighted_metric(name, y, p, None, threshold)[0])
+def metric_value(name: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5, task: str = "binary") -> float:
+    return float(weighted_metric(name, y, p, None, threshold, task)[0])
 
 
-def all_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Every metric of METRICS on unweighted rows, plus the row count and the positive rate."""
-    values = {name: metric_value(name, y, p, threshold) for name in METRICS}
-    return {**values, "rows": float(len(y)), "positive_rate": float(np.mean(y)) if len(y) else float("nan")}
+def all_metrics(
+    y: np.ndarray, p: np.ndarray, threshold: float = 0.5, task: str = "binary", classes: list | None = None
+) -> dict[str, float]:
+    """Every metric of ``task`` on unweighted rows, plus the row count and a summary of the labels:
+    binary, the positive rate; multiclass, per-class precision, recall, f1 and support (``classes`` names
+    the columns of ``p``); regression, the label's mean."""
+    values = {name: metric_value(name, y, p, threshold, task) for name in TASK_METRICS[task]}
+    values["rows"] = float(len(y))
+    if task == "multiclass":
+        return values | multiclass.per_class(np.asarray(y, dtype=np.int64), np.asarray(p), classes)
+    if task == "regression":
+        return values | {"label_mean": float(np.mean(y)) if len(y) else float("nan")}
+    return values | {"positive_rate": float(np.mean(y)) if len(y) else float("nan")}
 
 
 def improvement(name: str, new: float | np.ndarray, old: float | np.ndarray):
@@ -200,13 +158,15 @@ def paired_bootstrap(
     seed: int,
     subsets: Mapping[str, np.ndarray] | None = None,
     threshold: float = 0.5,
+    task: str = "binary",
 ) -> tuple[Comparison, dict[str, Comparison]]:
     """Compare two models' scores on the same rows: point improvement and a percentile interval.
 
     Each resample draws holdout rows with replacement and scores *both* models on the drawn rows, so
     row-level noise that affects both models alike cancels (a paired test). ``subsets`` (name -> boolean
     mask over rows, e.g. one per slice) are judged on the same resamples restricted to their rows.
-    Returns the whole-holdout comparison and one per subset.
+    Returns the whole-holdout comparison and one per subset. Scores may be a matrix (multiclass
+    probabilities): its rows are resampled.
     """
     y = np.asarray(y, dtype=np.float64)
     challenger = np.asarray(challenger, dtype=np.float64)
@@ -223,8 +183,8 @@ def paired_bootstrap(
             deltas[name].append(
                 improvement(
                     metric,
-                    weighted_metric(metric, yy, new, w, threshold),
-                    weighted_metric(metric, yy, old, w, threshold),
+                    weighted_metric(metric, yy, new, w, threshold, task),
+                    weighted_metric(metric, yy, old, w, threshold, task),
                 )
             )
     alpha = 1.0 - confidence
@@ -234,8 +194,8 @@ def paired_bootstrap(
         yy = y if mask is None else y[mask]
         new_scores = challenger if mask is None else challenger[mask]
         old_scores = champion if mask is None else champion[mask]
-        new = metric_value(metric, yy, new_scores, threshold) if len(yy) else float("nan")
-        old = metric_value(metric, yy, old_scores, threshold) if len(yy) else float("nan")
+        new = metric_value(metric, yy, new_scores, threshold, task) if len(yy) else float("nan")
+        old = metric_value(metric, yy, old_scores, threshold, task) if len(yy) else float("nan")
         values = np.concatenate(deltas[name]) if deltas[name] else np.zeros(0)
         defined = values[~np.isnan(values)]
         if len(defined):
