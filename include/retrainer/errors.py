@@ -7,6 +7,8 @@ answer again; a flaky source does not.
 
 from __future__ import annotations
 
+from retrainer.config import ConfigError
+
 
 class SourceError(RuntimeError):
     """The source cannot be reached or read; the message names the (password-masked) URL."""
@@ -50,3 +52,7 @@ class PartitionNotReady(RuntimeError):
 
 class NoModel(RuntimeError):
     """The registry has no version under the alias a scoring task needs."""
+
+
+class FactoryError(ConfigError):
+    """``model.factory`` cannot be imported, raised, or returned no usable estimator; the message names it."""

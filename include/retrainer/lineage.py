@@ -63,8 +63,23 @@ def config_hash(params: Params) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def factory_record(params: Params) -> dict | None:
+    """The team's ``model.factory``: its name, the sha256 of its code and where that code lives (None
+    for a built-in estimator)."""
+    if not params.model.factory:
+        return None
+    from retrainer.train import factory
+
+    path = factory.code_path(params)
+    shown = path.relative_to(params.root.resolve()) if path.is_relative_to(params.root.resolve()) else path
+    return {"name": params.model.factory, "source_sha256": factory.source_sha256(params), "code_path": str(shown)}
+
+
 def run_key(dag_id: str, as_of: str, data_hash: str, params: Params) -> str:
     parts = [dag_id, as_of, data_hash, code_version(), config_hash(params)]
+    record = factory_record(params)
+    if record:
+        parts.append(record["source_sha256"][:12])  # the factory's code shapes the model too
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 
@@ -126,6 +141,8 @@ def lineage_record(
         "holdout_days": manifest["holdout_days"],
         "dvc_remote": {"name": params.dvc.remote_name, "url": params.dvc_remote_url},
         "code_version": code_version(),
+        "task": params.dataset.task,
+        "factory": factory_record(params),
         "config_hash": config_hash(params),
         "params_digest": params.digest,
         "params": params.model_dump(include={"dataset", "prepare", "model", "evaluation", "validation"}),

@@ -23,8 +23,17 @@ log = logging.getLogger(__name__)
 
 
 def step_ingest(params: Params, as_of: date, window: int | None = None) -> dict:
-    """Materialise the as-of partition (and missing days of the window); NoData when the day is empty."""
+    """Materialise the as-of partition (and missing days of the window); NoData when the day is empty.
+
+    The team's ``model.factory`` is built once first, so a factory that cannot be imported, raises or
+    returns no estimator stops the run at its first task (FactoryError, with the cause).
+    """
     from retrainer.ingest import ingest_window
+
+    if params.model.factory:
+        from retrainer.train.factory import check
+
+        log.info("model.factory %s builds %s", params.model.factory, check(params)["estimator"])
 
     summary = ingest_window(params, as_of, window=window)
     for skipped in (s for s in summary["skipped_days"] if s["day"] != as_of.isoformat()):
@@ -139,15 +148,19 @@ def step_prepare(params: Params, as_of: date, dag_id: str = TRAINING_DAG, window
 
 def gate_prepared(params: Params, as_of: date, train_path: str, window: int) -> dict:
     """The second gate: the training set's columns, ranges, label balance and size, and no target leakage."""
-    from retrainer.gates import leakage_problems, non_finite_problems
+    from retrainer.gates import label_problems, leakage_problems, non_finite_problems
     from retrainer.validate import read_partition
 
     # Text as Arrow-backed strings, as the partition gate reads it: no Python object per cell.
     train = read_partition(Path(train_path))
     ds = params.dataset
-    problems = non_finite_problems(train, list(ds.numeric_features), f"training set as_of={as_of.isoformat()}")
+    where = f"training set as_of={as_of.isoformat()}"
+    problems = non_finite_problems(train, list(ds.numeric_features), where)
+    uses_mape = "mape" in (params.evaluation.primary_metric, *params.evaluation.guards.metrics)
+    problems += label_problems(train, ds.label, ds.task, where, no_zero=uses_mape)
     problems += leakage_problems(
-        train, list(ds.numeric_features), list(ds.categorical_features), ds.label, params.validation.leakage_max_auc
+        train, list(ds.numeric_features), list(ds.categorical_features), ds.label, params.validation.leakage_max_auc,
+        ds.task, params.validation.leakage_max_r2,
     )
     report: dict = {"leakage": problems, "suite": None}
     if params.validation.prepared_suite:

@@ -6,6 +6,10 @@
 * ``champion_vs_challenger``: the improvement and its bootstrap interval, overall and per slice, against
   the gate's rules, and the guard metrics side by side.
 
+Those are binary's. Multiclass gets ``confusion_matrix`` (rows: true class, columns: predicted, each row
+normalised) and ``champion_vs_challenger``; regression gets ``predicted_vs_actual``, ``residuals``
+(residual against prediction, and their distribution) and ``champion_vs_challenger``.
+
 Figures are plain ``matplotlib.figure.Figure`` objects (no pyplot state, Agg backend), so task
 processes without a display can draw them and nothing leaks between runs.
 """
@@ -38,6 +42,76 @@ def evaluation_figures(
     champion: np.ndarray | None,
     decision: Decision,
     threshold: float = 0.5,
+    task: str = "binary",
+) -> dict[str, Figure]:
+    if task == "multiclass":
+        return {"confusion_matrix": multiclass_confusion(y, _models(challenger, champion, decision), decision),
+                "champion_vs_challenger": comparison_figure(decision)}
+    if task == "regression":
+        return {**regression_figures(y, _models(challenger, champion, decision), decision),
+                "champion_vs_challenger": comparison_figure(decision)}
+    return _binary_figures(y, challenger, champion, decision, threshold)
+
+
+def _models(challenger: np.ndarray, champion: np.ndarray | None, decision: Decision) -> list[tuple[str, Any]]:
+    models: list[tuple[str, Any]] = [("challenger", challenger)]
+    if champion is not None:
+        models.append((f"champion v{decision.champion_version}" if decision.champion_version else "champion", champion))
+    return models
+
+
+def multiclass_confusion(y: np.ndarray, models: list[tuple[str, Any]], decision: Decision) -> Figure:
+    """Each model's confusion matrix over the decision's classes, rows normalised to the true class."""
+    import numpy as np
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    classes = decision.classes or [str(i) for i in range(models[0][1].shape[1])]
+    size = max(4.2, 0.45 * len(classes) + 2.5)
+    fig = _figure(size * len(models), size * 0.9)
+    for ax, (name, proba) in zip(fig.subplots(1, len(models), squeeze=False)[0], models, strict=True):
+        ConfusionMatrixDisplay.from_predictions(
+            y.astype(int), np.argmax(proba, axis=1), labels=list(range(len(classes))), display_labels=classes,
+            normalize="true", values_format=".2f", ax=ax, colorbar=False, xticks_rotation="vertical",
+        )
+        ax.set_title(f"{name}: recall per true class")
+    return fig
+
+
+def regression_figures(y: np.ndarray, models: list[tuple[str, Any]], decision: Decision) -> dict[str, Figure]:
+    """Predicted against actual (with the diagonal), and residuals against prediction with their histogram."""
+    import numpy as np
+
+    colors = [PASS_COLOR, NEUTRAL_COLOR]
+    fig = _figure(5.5, 5.0)
+    ax = fig.subplots()
+    for (name, predicted), color in zip(models, colors, strict=False):
+        ax.scatter(y, predicted, s=4, alpha=0.35, color=color, label=name)
+    low, high = float(np.min(y)), float(np.max(y))
+    ax.plot([low, high], [low, high], linestyle=":", color=FAIL_COLOR, label="predicted = actual")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title(f"Predicted vs actual on the holdout ({len(y)} rows, as of {decision.as_of})")
+    ax.legend(loc="upper left")
+    out = {"predicted_vs_actual": fig}
+
+    fig = _figure(10, 4.2)
+    scatter_ax, hist_ax = fig.subplots(1, 2)
+    for (name, predicted), color in zip(models, colors, strict=False):
+        residual = y - predicted
+        scatter_ax.scatter(predicted, residual, s=4, alpha=0.35, color=color, label=name)
+        hist_ax.hist(residual, bins=50, alpha=0.5, color=color, label=name)
+    scatter_ax.axhline(0, color=FAIL_COLOR, linestyle=":")
+    scatter_ax.set_xlabel("predicted")
+    scatter_ax.set_ylabel("residual (actual - predicted)")
+    scatter_ax.legend(loc="upper right")
+    hist_ax.set_xlabel("residual")
+    hist_ax.set_title("Residuals")
+    out["residuals"] = fig
+    return out
+
+
+def _binary_figures(
+    y: np.ndarray, challenger: np.ndarray, champion: np.ndarray | None, decision: Decision, threshold: float
 ) -> dict[str, Figure]:
     from sklearn.calibration import CalibrationDisplay
     from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay

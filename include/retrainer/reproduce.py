@@ -127,10 +127,17 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
     import mlflow
     import numpy as np
 
-    from retrainer.lineage import code_version, package_versions
+    from retrainer.lineage import code_version, factory_record, package_versions
     from retrainer.prepare import prepare_window
     from retrainer.storage import read_frame
-    from retrainer.train import build_pipeline, feature_frame, score, training_metric_rows
+    from retrainer.train import (
+        build_pipeline,
+        feature_frame,
+        predict_scores,
+        score,
+        training_labels,
+        training_metric_rows,
+    )
 
     record = read_lineage(params, model_name, ref)
     if scratch.exists():
@@ -139,6 +146,9 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
     causes = []
     if record["code_version"] != code_version():
         causes.append(f"model code changed since training (code version {record['code_version']} -> {code_version()})")
+    recorded_factory, factory_now = record.get("factory"), factory_record(params)
+    if (recorded_factory or {}).get("source_sha256") != (factory_now or {}).get("source_sha256"):
+        causes.append(f"model.factory code changed since training ({recorded_factory} -> {factory_now})")
     changed = {k: (v, package_versions().get(k)) for k, v in record["packages"].items() if v != package_versions().get(k)}
     if changed:
         causes.append("package versions changed: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
@@ -155,13 +165,12 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
     # Read as train_model reads them (Arrow-backed text).
     train, holdout = read_frame(prepared.train_path), read_frame(prepared.holdout_path)
     model = build_pipeline(recorded)
-    model.fit(feature_frame(train, recorded), train[recorded.dataset.label].astype(int))
+    model.fit(feature_frame(train, recorded), training_labels(train, recorded))
     metrics = {f"holdout_{k}": v for k, v in score(model, holdout, recorded).items()}
     metrics |= {f"train_{k}": v for k, v in score(model, training_metric_rows(train, recorded), recorded).items()}
 
     original = mlflow.sklearn.load_model(f"models:/{model_name}/{record['version']}")
-    x_holdout = feature_frame(holdout, recorded)
-    prediction_gap = float(np.max(np.abs(model.predict_proba(x_holdout)[:, 1] - original.predict_proba(x_holdout)[:, 1])))
+    prediction_gap = float(np.max(np.abs(predict_scores(model, holdout, recorded) - predict_scores(original, holdout, recorded))))
     differences = {
         k: abs(metrics[k] - v) for k, v in record["metrics"].items() if k in metrics and abs(metrics[k] - v) > TOLERANCE
     }

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from retrainer.config import Params
 from retrainer.evaluate.decision import Decision
 from retrainer.evaluate.gate import Check, GateOutcome, apply_gate
-from retrainer.metrics import METRIC_DIRECTIONS
 from retrainer.names import CHAMPION
 from retrainer.prepare import PreparedData
 from retrainer.storage import write_bytes_atomic, write_json_atomic
@@ -30,7 +29,7 @@ from retrainer.tracking import (
     mlflow_client,
     version_as_of,
 )
-from retrainer.train import TrainedModel, feature_frame, predict_scores
+from retrainer.train import TrainedModel, feature_frame, labelled_outputs, predict_scores
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,9 +47,8 @@ def evaluate_challenger(params: Params, prepared: PreparedData, trained: Trained
     mlflow_client(params)  # before any load: a task process starts with MLflow's default store
     cfg, threshold = params.evaluation, params.scoring.threshold
     holdout = pd.read_parquet(prepared.holdout_path)
-    y = holdout[params.dataset.label].astype(int).to_numpy()
     challenger_model = mlflow.sklearn.load_model(trained.model_uri)
-    challenger_scores = predict_scores(challenger_model, holdout, params)
+    challenger_output = predict_scores(challenger_model, holdout, params)
 
     champion = current_alias(params, CHAMPION)
     earlier = _earlier_decision(params, out_path, trained, champion)
@@ -59,9 +57,14 @@ def evaluate_challenger(params: Params, prepared: PreparedData, trained: Trained
         # Recomputing it would only re-measure the predict-latency guard (a timing) and log it again.
         return earlier
     same_model = champion is not None and champion.run_id == trained.run_id
-    champion_scores, latency = None, None
+    outputs: list[tuple[Any, np.ndarray]] = [(challenger_model, challenger_output)]
+    latency = None
     if champion is not None and not same_model:
-        champion_scores, latency = _score_champion(params, champion, challenger_model, holdout)
+        champion_model, champion_output, latency = _score_champion(params, champion, challenger_model, holdout)
+        outputs.append((champion_model, champion_output))
+    # One class order for both models (multiclass), the labels as the metrics take them.
+    y, scored, classes = labelled_outputs(params, holdout, outputs)
+    challenger_scores, champion_scores = scored[0], (scored[1] if len(scored) > 1 else None)
 
     outcome = apply_gate(
         cfg,
@@ -72,9 +75,12 @@ def evaluate_challenger(params: Params, prepared: PreparedData, trained: Trained
         segments_of(holdout, list(cfg.slices.features)),
         latency,
         threshold,
+        params.dataset.task,
+        classes,
     )
     eligible = eligibility(params, prepared.as_of, trained.run_id, champion)
     decision = _decision(params, prepared, trained, champion, outcome, eligible, len(holdout))
+    decision.classes = None if classes is None else [str(c) for c in classes]
     decision.plots = _log_plots(params, trained.run_id, y, challenger_scores, champion_scores, decision, threshold)
     write_json_atomic(out_path, decision.to_dict())
     write_bytes_atomic(out_path.with_suffix(".txt"), (decision.table() + "\n").encode())
@@ -84,24 +90,25 @@ def evaluate_challenger(params: Params, prepared: PreparedData, trained: Trained
 
 def _score_champion(
     params: Params, champion: Any, challenger_model: Any, holdout: pd.DataFrame
-) -> tuple[np.ndarray, dict[str, float] | None]:
-    """The champion's holdout scores and, with the latency guard on, both models' predict cost."""
+) -> tuple[Any, np.ndarray, dict[str, float] | None]:
+    """The champion model, its holdout output and, with the latency guard on, both models' predict cost."""
     import mlflow
 
     cfg = params.evaluation
     champion_model = mlflow.sklearn.load_model(f"models:/{params.model.registered_name}/{champion.version}")
     scores = predict_scores(champion_model, holdout, params)
     if cfg.guards.max_latency_ratio is None:
-        return scores, None
+        return champion_model, scores, None
     # A cost per 1,000 rows: the first rows of the holdout measure it as well as all of them.
     sample = feature_frame(holdout.head(LATENCY_SAMPLE_ROWS), params)
     models = {"challenger": challenger_model, "champion": champion_model}
-    return scores, predict_latency_ms(models, sample, cfg.guards.latency_repeats)
+    method = "predict" if params.dataset.task == "regression" else "predict_proba"
+    return champion_model, scores, predict_latency_ms(models, sample, cfg.guards.latency_repeats, method)
 
 
-def predict_latency_ms(models: dict[str, Any], frame: Any, repeats: int) -> dict[str, float]:
-    """Predict cost per model: the fastest of ``repeats`` predict_proba calls, as single-thread CPU time in
-    ms per 1,000 rows.
+def predict_latency_ms(models: dict[str, Any], frame: Any, repeats: int, method: str = "predict_proba") -> dict[str, float]:
+    """Predict cost per model: the fastest of ``repeats`` calls of ``method`` (predict_proba; predict for
+    regression), as single-thread CPU time in ms per 1,000 rows.
 
     Wall time on a shared machine says more about the neighbours than about the model (measured here under
     load: the same two models were 24 vs 79 ms one time and 80 vs 65 ms the next); the CPU time of one
@@ -114,7 +121,7 @@ def predict_latency_ms(models: dict[str, Any], frame: Any, repeats: int) -> dict
         for _ in range(repeats):
             for name, model in models.items():
                 started = time.thread_time()
-                model.predict_proba(frame)
+                getattr(model, method)(frame)
                 best[name] = min(best[name], time.thread_time() - started)
     return {name: seconds * 1000.0 * 1000.0 / max(len(frame), 1) for name, seconds in best.items()}
 
@@ -221,7 +228,8 @@ def _decision(
     return Decision(
         as_of=prepared.as_of,
         primary_metric=metric,
-        higher_is_better=METRIC_DIRECTIONS[metric],
+        higher_is_better=params.higher_is_better,
+        task=params.dataset.task,
         absolute_floor=cfg.absolute_floor,
         min_improvement=cfg.min_improvement,
         challenger_run_id=trained.run_id,
@@ -280,7 +288,8 @@ def _log_plots(params, run_id, y, challenger_scores, champion_scores, decision, 
 
     client = mlflow_client(params)
     logged = []
-    for name, figure in evaluation_figures(y, challenger_scores, champion_scores, decision, threshold).items():
+    figures = evaluation_figures(y, challenger_scores, champion_scores, decision, threshold, params.dataset.task)
+    for name, figure in figures.items():
         path = f"evaluation/plots/{name}.png"
         client.log_figure(run_id, figure, path)
         logged.append(path)

@@ -40,6 +40,8 @@ class Decision:
     challenger_run_key: str | None = None
     holdout_rows: int | None = None
     plots: list[str] = field(default_factory=list)
+    task: str = "binary"
+    classes: list[str] | None = None  # multiclass: the class order of the probability columns
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +83,10 @@ class Decision:
         rows: list[tuple[str, ...]] = [header]
         new = self.challenger_metrics.get(metric)
         rows.append(
-            (f"{metric} floor", _num(new), "", "", "", f">= {self.absolute_floor:g}", _verdict(self._check("absolute_floor")))
+            (
+                f"{metric} {'floor' if self.higher_is_better else 'ceiling'}", _num(new), "", "", "",
+                f"{'>=' if self.higher_is_better else '<='} {self.absolute_floor:g}", _verdict(self._check("absolute_floor")),
+            )
         )
         if self.champion_metrics is not None:
             ci = self.improvement_ci

@@ -69,24 +69,27 @@ def apply_gate(
     segments: dict[str, np.ndarray] | None = None,
     latency_ms: dict[str, float] | None = None,
     threshold: float = 0.5,
+    task: str = "binary",
+    classes: list | None = None,
 ) -> GateOutcome:
     """Judge challenger scores against champion scores on the same labelled rows.
 
     ``segments`` maps a categorical feature to its value on each row (the slices); ``latency_ms`` holds
     ``challenger`` and ``champion`` predict times in ms per 1,000 rows. Without champion scores only the
-    floor is judged (and the challenger's slice values are reported).
+    floor is judged (and the challenger's slice values are reported). ``task`` says what the scores are
+    (``retrainer.metrics``): for multiclass, probability matrices whose columns are ``classes``.
     """
     import numpy as np
 
     y = np.asarray(y, dtype=np.float64)
-    new_metrics = all_metrics(y, challenger_scores, threshold)
+    new_metrics = all_metrics(y, challenger_scores, threshold, task, classes)
     slices = slices_of(segments)
     floor = absolute_floor(cfg, new_metrics)
     if champion_scores is None:
-        reported = unjudged_slices(cfg, y, challenger_scores, slices, threshold)
+        reported = unjudged_slices(cfg, y, challenger_scores, slices, threshold, task)
         return GateOutcome(floor["passed"], [floor], [floor["detail"]], new_metrics, None, None, reported, [])
 
-    old_metrics = all_metrics(y, champion_scores, threshold)
+    old_metrics = all_metrics(y, champion_scores, threshold, task, classes)
     comparison, by_slice = paired_bootstrap(
         cfg.primary_metric,
         y,
@@ -97,8 +100,9 @@ def apply_gate(
         seed=seed,
         subsets={key: s.mask for key, s in slices.items()},
         threshold=threshold,
+        task=task,
     )
-    judged = judge_slices(cfg, y, slices, by_slice)
+    judged = judge_slices(cfg, y, slices, by_slice, task)
     guards = [*metric_guards(cfg, new_metrics, old_metrics), *latency_guard(cfg, latency_ms)]
     checks = [
         check
@@ -131,8 +135,10 @@ def absolute_floor(cfg: EvaluationConfig, metrics: dict[str, float]) -> Check:
     """The challenger's primary metric clears the absolute floor (from above or below, by its direction)."""
     metric = cfg.primary_metric
     value = metrics[metric]
-    clears = bool(value >= cfg.absolute_floor) if METRIC_DIRECTIONS[metric] else bool(value <= cfg.absolute_floor)
-    detail = f"{metric}={value:.4f} {'clears' if clears else 'misses'} the absolute floor {cfg.absolute_floor:g}"
+    higher = METRIC_DIRECTIONS[metric]
+    clears = bool(value >= cfg.absolute_floor) if higher else bool(value <= cfg.absolute_floor)
+    bound = "floor" if higher else "ceiling (lower is better)"
+    detail = f"{metric}={value:.4f} {'clears' if clears else 'misses'} the absolute {bound} {cfg.absolute_floor:g}"
     return {"check": "absolute_floor", "passed": clears, "detail": detail}
 
 
@@ -165,7 +171,8 @@ def slices_of(segments: dict[str, np.ndarray] | None) -> dict[str, Slice]:
 
 
 def unjudged_slices(
-    cfg: EvaluationConfig, y: np.ndarray, scores: np.ndarray, slices: dict[str, Slice], threshold: float
+    cfg: EvaluationConfig, y: np.ndarray, scores: np.ndarray, slices: dict[str, Slice], threshold: float,
+    task: str = "binary",
 ) -> list[dict[str, Any]]:
     """The challenger's metric per slice, reported only: there is no champion to compare with."""
     return [
@@ -173,7 +180,7 @@ def unjudged_slices(
             "feature": s.feature,
             "value": s.value,
             "rows": int(s.mask.sum()),
-            "challenger": _safe_metric(cfg.primary_metric, y[s.mask], scores[s.mask], threshold),
+            "challenger": _safe_metric(cfg.primary_metric, y[s.mask], scores[s.mask], threshold, task),
             "champion": None,
             "change": None,
             "ci_low": None,
@@ -188,14 +195,18 @@ def unjudged_slices(
 
 
 def judge_slices(
-    cfg: EvaluationConfig, y: np.ndarray, slices: dict[str, Slice], by_slice: dict[str, Comparison]
+    cfg: EvaluationConfig, y: np.ndarray, slices: dict[str, Slice], by_slice: dict[str, Comparison],
+    task: str = "binary",
 ) -> list[dict[str, Any]]:
-    """Each slice's change with its interval; judged (passed or not) when it has enough rows and both classes."""
+    """Each slice's change with its interval; judged (passed or not) when it has enough rows and, for
+    classification, more than one class."""
+    import numpy as np
+
     rows = []
     for key, s in slices.items():
         c = by_slice[key]
-        positives = float(y[s.mask].sum())
-        judged = c.rows >= cfg.slices.min_rows and 0 < positives < c.rows and not math.isnan(c.improvement)
+        varied = task == "regression" or len(np.unique(y[s.mask])) > 1
+        judged = c.rows >= cfg.slices.min_rows and varied and not math.isnan(c.improvement)
         rows.append(
             {
                 "feature": s.feature,
@@ -277,8 +288,8 @@ def guards_check(guards: list[Guard]) -> Check | None:
     return {"check": "guards", "passed": not failures, "detail": detail}
 
 
-def _safe_metric(metric: str, y: np.ndarray, scores: np.ndarray, threshold: float) -> float | None:
+def _safe_metric(metric: str, y: np.ndarray, scores: np.ndarray, threshold: float, task: str) -> float | None:
     if len(y) == 0:
         return None
-    value = metric_value(metric, y, scores, threshold)
+    value = metric_value(metric, y, scores, threshold, task)
     return None if math.isnan(value) else value

@@ -1,7 +1,12 @@
-"""Train: fit the scikit-learn pipeline on a prepared training set and log everything to MLflow.
+"""Train: fit the model (a built-in estimator or the team's factory) on a prepared training set and log
+everything to MLflow.
 
 Idempotent per run key: when a finished MLflow run already carries the key (a retried task, a rerun
 of the same date with the same data, code and config), that run is returned instead of a new one.
+
+A package: ``estimators`` (the built-ins per task), ``factory`` (``model.factory``), ``frames`` (the
+model's input and label columns, MLflow dataset entities), ``predict`` (outputs and metrics per task);
+this module is the step itself. Their public names are importable from here.
 """
 
 from __future__ import annotations
@@ -15,11 +20,32 @@ from retrainer.errors import GateFailed, ModelCheckFailed
 from retrainer.lineage import code_version, config_hash, git_info, lineage_record
 from retrainer.prepare import PreparedData
 from retrainer.tracking import AS_OF_TAG, RUN_KEY_TAG, ensure_experiment, find_finished_run, mlflow_client
+from retrainer.train.frames import (
+    SCHEMA_SAMPLE_ROWS,
+    dataset_input,
+    feature_frame,
+    python_strings,
+    training_labels,
+)
+from retrainer.train.predict import (
+    PREDICT_BATCH_ROWS,
+    drift_score,
+    labelled_outputs,
+    model_classes,
+    predict_scores,
+    score,
+)
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
     from sklearn.pipeline import Pipeline
+
+__all__ = [
+    "PREDICT_BATCH_ROWS", "SCHEMA_SAMPLE_ROWS", "TrainedModel", "build_pipeline", "dataset_input", "drift_score",
+    "feature_frame", "labelled_outputs", "model_classes", "predict_scores", "python_strings", "score",
+    "train_model", "training_labels", "training_metric_rows",
+]
+
 
 @dataclass(frozen=True)
 class TrainedModel:
@@ -37,107 +63,16 @@ class TrainedModel:
         return cls(**payload)
 
 
-def build_pipeline(params: Params) -> Pipeline:
-    """Column preprocessing for numeric and categorical features, then the configured estimator.
+def build_pipeline(params: Params) -> Any:
+    """The unfitted model: the built-in ``model.estimator`` behind its column preprocessing
+    (``retrainer.train.estimators``), or what the team's ``model.factory`` returns (``retrainer.train.factory``)."""
+    if params.model.factory:
+        from retrainer.train import factory
 
-    Histogram gradient boosting takes the categories as they are (ordinal codes, split on natively)
-    and learns where missing values go: scikit-learn's recommended setup for it, which on this
-    dataset fits in about 60% of the time of one-hot columns at the same training AUC, and predicts
-    from 14 columns instead of 25. The other estimators get imputed numbers and one-hot categories.
-    """
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline, make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+        return factory.build(params)
+    from retrainer.train.estimators import builtin_pipeline
 
-    ds, cfg, seed = params.dataset, params.model, params.project.seed
-    numeric, categorical = list(ds.numeric_features), list(ds.categorical_features)
-    hyperparameters: dict[str, Any] = dict(cfg.hyperparameters)
-    if cfg.estimator == "hist_gradient_boosting":
-        max_bins = int(hyperparameters.get("max_bins", 255))
-        encoder = OrdinalEncoder(
-            handle_unknown="use_encoded_value",
-            unknown_value=float("nan"),  # a category first seen in serving is treated as missing
-            encoded_missing_value=float("nan"),
-            # The boosting takes at most max_bins categories per feature; rarer ones share one code.
-            max_categories=max_bins,
-        )
-        columns = ColumnTransformer(
-            [("numeric", "passthrough", numeric), ("categorical", encoder, categorical)],
-            verbose_feature_names_out=False,
-        )
-        hyperparameters.setdefault("categorical_features", list(range(len(numeric), len(numeric) + len(categorical))))
-    else:
-        numeric_steps = [SimpleImputer(strategy="median")]
-        if cfg.estimator == "logistic_regression":
-            numeric_steps.append(StandardScaler())
-        one_hot = make_pipeline(
-            SimpleImputer(strategy="constant", fill_value="__missing__"),
-            OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-        )
-        columns = ColumnTransformer(
-            [("numeric", make_pipeline(*numeric_steps), numeric), ("categorical", one_hot, categorical)],
-            verbose_feature_names_out=False,
-        )
-    estimators: dict[str, Any] = {
-        "hist_gradient_boosting": HistGradientBoostingClassifier,
-        "random_forest": RandomForestClassifier,
-        "logistic_regression": LogisticRegression,
-    }
-    estimator_cls = estimators[cfg.estimator]
-    try:
-        estimator = estimator_cls(random_state=seed, **hyperparameters)
-    except TypeError as exc:
-        raise ValueError(f"params.yaml model.hyperparameters: not accepted by {cfg.estimator}: {exc}") from None
-    return Pipeline([("columns", columns), ("estimator", estimator)])
-
-
-def feature_frame(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """The model's input columns with stable dtypes (ints with gaps become floats, categories strings)."""
-    ds = params.dataset
-    x = frame[list(ds.features)].copy()
-    for column in ds.numeric_features:
-        x[column] = x[column].astype("float64")
-    for column in ds.categorical_features:
-        x[column] = python_strings(x[column])
-    return x
-
-
-def python_strings(values: pd.Series) -> pd.Series:
-    """Text as Python ``str`` objects with ``None`` for missing (what scikit-learn's encoders and
-    MLflow's schema inference take), whether it was read as ``object`` or Arrow-backed strings."""
-    return values.astype("object").where(values.notna(), None)
-
-
-PREDICT_BATCH_ROWS = 100_000
-
-
-def predict_scores(model: Any, frame: pd.DataFrame, params: Params) -> np.ndarray:
-    """The positive-class probability of every row of ``frame``, predicted in batches of rows.
-
-    Batches keep the model's input copy (the text columns as Python objects, and for the one-hot
-    estimators a dense float matrix) to one batch at a time instead of the whole frame. Each row's
-    prediction does not depend on the others, so the result is the same as one call.
-    """
-    import numpy as np
-
-    if len(frame) <= PREDICT_BATCH_ROWS:
-        return model.predict_proba(feature_frame(frame, params))[:, 1]
-    return np.concatenate(
-        [
-            model.predict_proba(feature_frame(frame.iloc[start : start + PREDICT_BATCH_ROWS], params))[:, 1]
-            for start in range(0, len(frame), PREDICT_BATCH_ROWS)
-        ]
-    )
-
-
-def score(model: Any, frame: pd.DataFrame, params: Params) -> dict[str, float]:
-    """Classification metrics of ``model`` on ``frame`` (which holds the label)."""
-    from retrainer.metrics import all_metrics
-
-    return all_metrics(frame[params.dataset.label].astype(int).to_numpy(), predict_scores(model, frame, params))
+    return builtin_pipeline(params)
 
 
 def training_metric_rows(train: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -151,57 +86,6 @@ def training_metric_rows(train: pd.DataFrame, params: Params) -> pd.DataFrame:
     if cap is None or len(train) <= cap:
         return train
     return train.sample(n=cap, random_state=params.project.seed).sort_index()
-
-
-SCHEMA_SAMPLE_ROWS = 10_000  # also MLflow's own digest sample (mlflow.data.digest_utils.MAX_ROWS)
-
-
-def dataset_input(frame: pd.DataFrame, source: str, label: str, name: str):
-    """``mlflow.data.from_pandas`` for a large frame, without MLflow's two passes over every cell.
-
-    MLflow infers a dataset's schema element by element in Python and its digest maps ``type`` over
-    the whole frame (not just the rows it hashes): about 11 s per million rows, growing with the
-    window (bench/bench_scale.py found it). Here the column types are inferred from the first
-    rows, whether a column is required (has no missing value) from a vectorised check of all rows,
-    and the digest is MLflow's own algorithm with a vectorised type check; the result is the same
-    dataset entity (name, digest, source, schema, profile) MLflow would log.
-    """
-    import mlflow
-    import numpy as np
-    import pandas as pd
-    from mlflow.data.digest_utils import get_normalized_md5_digest
-    from mlflow.types import ColSpec, Schema
-    from mlflow.types.utils import _infer_schema
-
-    # Text read as Arrow-backed strings is what ingest wrote as Python strings (None for NULL):
-    # MLflow sees the sampled rows that way, so the entity is the one it logs for the object frame.
-    arrow_text = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
-    head = frame.head(SCHEMA_SAMPLE_ROWS).copy()
-    for column in arrow_text:
-        head[column] = python_strings(head[column])
-    # MLflow hashes the first rows of the columns whose every value is a str (checked with a vectorised
-    # type scan here; a text column qualifies when it has no missing value) and the numeric ones.
-    string_columns = pd.Index(
-        [
-            c
-            for c in frame.columns
-            if (c in arrow_text and not frame[c].hasnans)
-            or (frame[c].dtype == object and pd.api.types.infer_dtype(frame[c], skipna=False) == "string")
-        ]
-    )
-    hashed = head[string_columns.union(head.select_dtypes(include="number").columns)]
-    digest = get_normalized_md5_digest(
-        [pd.util.hash_pandas_object(hashed).values, np.int64(len(frame))] + [str(c).encode() for c in frame.columns]
-    )
-    dataset = mlflow.data.from_pandas(frame, source=source, targets=label, name=name, digest=digest)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # MLflow's hint about integer columns and missing values
-        sampled = _infer_schema(head)
-    has_missing = frame.isna().any()
-    dataset.schema = Schema(  # a cached_property: setting it replaces MLflow's full-frame inference
-        [ColSpec(type=c.type, name=c.name, required=not bool(has_missing[c.name])) for c in sampled.inputs]
-    )
-    return dataset
 
 
 def _own_types(model: Any) -> list[str]:
@@ -264,7 +148,7 @@ def _fit(params: Params, train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame]:
     """The fitted pipeline and five input rows (MLflow's input example and signature)."""
     from retrainer.gates import non_finite_problems
 
-    x_train, y_train = feature_frame(train, params), train[params.dataset.label].astype(int)
+    x_train, y_train = feature_frame(train, params), training_labels(train, params)
     # A suite edited by hand must not let an infinite number reach the estimator.
     problems = non_finite_problems(x_train, list(params.dataset.numeric_features), "training set")
     if problems:
@@ -283,12 +167,13 @@ def _measure(
     from retrainer.metrics import all_metrics
 
     holdout_scores = predict_scores(model, holdout, params)
-    problems = prediction_problems(holdout_scores, f"holdout of as_of={as_of}")
+    y, (aligned,), classes = labelled_outputs(params, holdout, [(model, holdout_scores)])
+    problems = prediction_problems(holdout_scores, f"holdout of as_of={as_of}", params.dataset.task, y)
     if problems:
         # Nothing is logged or registered for a broken model: the run stops before MLflow sees it.
         raise ModelCheckFailed("model check failed:\n" + "\n".join(problems))
     train_metrics = score(model, training_metric_rows(train, params), params)
-    holdout_metrics = all_metrics(holdout[params.dataset.label].astype(int).to_numpy(), holdout_scores)
+    holdout_metrics = all_metrics(y, aligned, task=params.dataset.task, classes=classes)
     return {**{f"train_{k}": v for k, v in train_metrics.items()}, **{f"holdout_{k}": v for k, v in holdout_metrics.items()}}
 
 
@@ -312,13 +197,16 @@ class _RunRecord:
             "retrainer.config_hash": config_hash(params),
             "retrainer.params_digest": params.digest,
             "retrainer.partitions": ",".join(f"{p['day']}:{p['md5']}" for p in manifest["partitions"])[:5000],
+            "retrainer.task": params.dataset.task,
+            **_factory_tags(params),
             **{f"retrainer.{k}": v for k, v in git_info(params.root).items()},
             **{f"airflow.{k}": str(v) for k, v in self.context.items() if v not in (None, "")},
         }
 
     def params(self, params: Params) -> dict[str, Any]:
         return {
-            "estimator": params.model.estimator,
+            "task": params.dataset.task,
+            "estimator": params.model.estimator or f"factory:{params.model.factory}",
             **{f"hp.{k}": v for k, v in params.model.hyperparameters.items()},
             "as_of": self.prepared.as_of,
             "window_days": self.manifest["window_days"],
@@ -355,7 +243,7 @@ def _log_run(
             warnings.simplefilter("ignore", UserWarning)
             mlflow.log_input(dataset_input(train, prepared.train_path, label, "train"), context="training")
             mlflow.log_input(dataset_input(holdout, prepared.holdout_path, label, "holdout"), context="holdout")
-        model_uri = _log_model(model, example)
+        model_uri = _log_model(params, model, example)
         mlflow.log_artifact(prepared.manifest_path, artifact_path="lineage")
         record = lineage_record(params, prepared.manifest_path, run.run_key, run.context, run.prepared_gate)
         mlflow.log_dict(record, "lineage/lineage.json")
@@ -364,17 +252,38 @@ def _log_run(
     return run_id, model_uri
 
 
-def _log_model(model: Pipeline, example: pd.DataFrame) -> str:
-    """Log the fitted pipeline (skops format, stated requirements) to the active run; its model URI."""
+def _factory_tags(params: Params) -> dict[str, str]:
+    if not params.model.factory:
+        return {}
+    from retrainer.train import factory
+
+    return {"retrainer.factory": params.model.factory, "retrainer.factory_sha256": factory.source_sha256(params)}
+
+
+def _log_model(params: Params, model: Any, example: pd.DataFrame) -> str:
+    """Log the fitted model (skops format, stated requirements) to the active run; its model URI.
+
+    The signature is the task's output (the class probabilities, or the predicted number). A factory's
+    model carries the factory's code (``code_paths``): MLflow puts it on the import path when it loads
+    the model, so ``models:/<name>@champion`` loads where the project is not installed.
+    """
     import mlflow
     from mlflow.models import infer_signature
 
+    regression = params.dataset.task == "regression"
+    output = model.predict(example) if regression else model.predict_proba(example)
+    code_paths = None
+    if params.model.factory:
+        from retrainer.train import factory
+
+        code_paths = [str(factory.code_path(params))]
     info = mlflow.sklearn.log_model(
         model,
         name="model",
-        signature=infer_signature(example, model.predict_proba(example)),
+        signature=infer_signature(example, output),
         input_example=example,
-        pyfunc_predict_fn="predict_proba",
+        pyfunc_predict_fn="predict" if regression else "predict_proba",
+        code_paths=code_paths,
         # skops (safe loading) refuses types it does not know; these are the types of the model we
         # just fitted in this process, so trusting exactly them is safe.
         skops_trusted_types=_own_types(model),
