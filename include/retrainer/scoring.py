@@ -6,6 +6,12 @@ with ``@challenger``) and write the predictions twice:
   the day as champion and which in shadow, and how the two compare;
 * SQL: table ``scoring.table`` at ``scoring.url`` (any SQLAlchemy URL), written with bound parameters.
 
+What a row holds follows ``dataset.task``: binary, ``score`` (the positive-class probability) and
+``prediction`` (0/1 at ``scoring.threshold``); regression, ``prediction`` (the number; ``score`` repeats
+it); multiclass, ``predicted_class``, one ``proba_<class>`` column per class in Parquet (a JSON
+``probabilities`` column in SQL, since versions may know different classes) and ``score`` (the top
+class's probability). ``score`` is what prediction drift watches.
+
 Every row carries the model name, version and role. Both writes are idempotent per (day, model version):
 the Parquet file is replaced atomically, and the SQL rows of that day and version are deleted and
 inserted again in one transaction, so a retried or rerun task never duplicates or half-writes rows.
@@ -25,7 +31,6 @@ from retrainer.errors import NoModel, PartitionNotReady
 from retrainer.names import CHALLENGER, CHAMPION
 from retrainer.storage import partition_dir, partition_file, write_json_atomic, write_with
 from retrainer.tracking import current_alias, mlflow_client
-from retrainer.train import feature_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +38,8 @@ if TYPE_CHECKING:
 
 MANIFEST = "_scoring.json"
 SHADOW = "shadow"
+PREDICTED_CLASS = "predicted_class"
+PROBABILITY_PREFIX = "proba_"
 
 
 def partition_status(params: Params, day: date) -> str:
@@ -51,10 +58,17 @@ def day_dir(params: Params, day: date) -> Path:
     return params.path(params.scoring.output_dir) / f"dt={day.isoformat()}"
 
 
-def predictions_table(name: str, metadata: sa.MetaData | None = None) -> sa.Table:
+def predictions_table(name: str, metadata: sa.MetaData | None = None, task: str = "binary") -> sa.Table:
     import sqlalchemy as sa
 
     metadata = metadata if metadata is not None else sa.MetaData()
+    if task == "multiclass":
+        outputs = [sa.Column(PREDICTED_CLASS, sa.String(256), nullable=False), sa.Column("probabilities", sa.Text),
+                   sa.Column("label", sa.String(256))]
+    elif task == "regression":
+        outputs = [sa.Column("prediction", sa.Float, nullable=False), sa.Column("label", sa.Float)]
+    else:
+        outputs = [sa.Column("prediction", sa.SmallInteger, nullable=False), sa.Column("label", sa.SmallInteger)]
     return sa.Table(
         name,
         metadata,
@@ -65,8 +79,7 @@ def predictions_table(name: str, metadata: sa.MetaData | None = None) -> sa.Tabl
         sa.Column("model_version", sa.Integer, nullable=False),
         sa.Column("model_role", sa.String(16), nullable=False),
         sa.Column("score", sa.Float, nullable=False),
-        sa.Column("prediction", sa.SmallInteger, nullable=False),
-        sa.Column("label", sa.SmallInteger),
+        *outputs,
         sa.Column("scoring_run", sa.String(256)),
         sa.Index(f"ix_{name}_day_model", "scored_day", "model_name", "model_version"),
     )
@@ -93,8 +106,8 @@ def write_predictions_sql(params: Params, frame: pd.DataFrame, day: date, versio
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
-    table = predictions_table(params.scoring.table)
-    records = _records(frame)
+    table = predictions_table(params.scoring.table, task=params.dataset.task)
+    records = _records(frame, params.dataset.task)
     try:
         _ensure_table(engine, table)
         with engine.begin() as conn:
@@ -116,7 +129,7 @@ def write_predictions_sql(params: Params, frame: pd.DataFrame, day: date, versio
     return {"deleted": int(deleted or 0), "inserted": len(records)}
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _records(frame: pd.DataFrame, task: str = "binary") -> list[dict[str, Any]]:
     import pandas as pd
 
     out = frame.copy()
@@ -125,14 +138,57 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         event_time = event_time.dt.tz_convert("UTC").dt.tz_localize(None)
     out["event_time"] = event_time.astype(object).where(event_time.notna(), None)
     out["label"] = out["label"].astype(object).where(out["label"].notna(), None)
-    out = out.astype({"score": float, "prediction": int, "model_version": int})
+    probabilities = [c for c in out.columns if c.startswith(PROBABILITY_PREFIX)]
+    if task == "multiclass":
+        classes = [c[len(PROBABILITY_PREFIX) :] for c in probabilities]
+        out["probabilities"] = [json.dumps(dict(zip(classes, row, strict=True))) for row in out[probabilities].to_numpy().tolist()]
+    out = out.drop(columns=probabilities).astype({"score": float, "model_version": int})
+    if task != "multiclass":
+        out = out.astype({"prediction": int if task == "binary" else float})
     records = out.to_dict("records")
+    cast = {"binary": int, "regression": float, "multiclass": str}[task]
     for row in records:
         if row["event_time"] is not None:
             row["event_time"] = row["event_time"].to_pydatetime()
         if row["label"] is not None:
-            row["label"] = int(row["label"])
+            row["label"] = cast(row["label"])
     return records
+
+
+def prediction_columns(params: Params, model: Any, source: pd.DataFrame) -> dict[str, Any]:
+    """The output columns of one scored partition for the task (see the module docstring)."""
+    import numpy as np
+    import pandas as pd
+
+    from retrainer.train import drift_score, model_classes, predict_scores
+
+    task = params.dataset.task
+    output = predict_scores(model, source, params) if len(source) else np.zeros((0, 1) if task == "multiclass" else 0)
+    if task == "binary":
+        return {"score": output, "prediction": (pd.Series(output, dtype="float64") >= params.scoring.threshold).astype(int).to_numpy()}
+    if task == "regression":
+        return {"score": output, "prediction": output}
+    classes = model_classes(model)
+    picked = np.asarray(classes, dtype=object)[np.argmax(output, axis=1)] if len(source) else np.zeros(0, dtype=object)
+    columns: dict[str, Any] = {"score": drift_score(output) if len(source) else np.zeros(0),
+                               PREDICTED_CLASS: [str(c) for c in picked]}
+    for i, name in enumerate(classes):
+        columns[f"{PROBABILITY_PREFIX}{name}"] = output[:, i] if len(source) else np.zeros(0)
+    return columns
+
+
+def _labels(params: Params, source: pd.DataFrame) -> Any:
+    import pandas as pd
+
+    ds = params.dataset
+    if ds.label not in source.columns:
+        return pd.Series([None] * len(source), dtype="object").to_numpy()
+    label = source[ds.label]
+    if ds.task == "binary":
+        return label.astype("Int64").to_numpy()
+    if ds.task == "regression":
+        return label.astype("float64").to_numpy()
+    return label.astype("object").where(label.notna(), None).map(lambda v: v if v is None else str(v)).to_numpy()
 
 
 def score_partition(
@@ -155,8 +211,7 @@ def score_partition(
 
     ds = params.dataset
     source = pd.read_parquet(partition_file(params.data_dir, day))
-    scores = model.predict_proba(feature_frame(source, params))[:, 1] if len(source) else []
-    label = source[ds.label] if ds.label in source.columns else pd.Series([None] * len(source), dtype="object")
+    outputs = prediction_columns(params, model, source)
     frame = pd.DataFrame(
         {
             "scored_day": pd.Series([day] * len(source), dtype="object"),
@@ -165,9 +220,8 @@ def score_partition(
             "model_name": name,
             "model_version": version,
             "model_role": role,
-            "score": scores,
-            "prediction": (pd.Series(scores, dtype="float64") >= params.scoring.threshold).astype(int).to_numpy(),
-            "label": label.astype("Int64").to_numpy(),
+            **outputs,
+            "label": _labels(params, source),
             "scoring_run": scoring_run,
         }
     )
@@ -180,7 +234,7 @@ def score_partition(
         "model": name,
         "version": str(version),
         "rows": len(frame),
-        "positive_rate": float(frame["prediction"].mean()) if len(frame) else None,
+        "positive_rate": float(frame["prediction"].mean()) if len(frame) and ds.task == "binary" else None,
         "mean_score": float(frame["score"].mean()) if len(frame) else None,
         "path": str(path),
         "sql_table": params.scoring.table,
@@ -195,30 +249,47 @@ def compare_shadow(params: Params, champion: dict[str, Any], shadow: dict[str, A
     import numpy as np
     import pandas as pd
 
-    from retrainer.metrics import metric_value
-
     a = pd.read_parquet(champion["path"])
     b = pd.read_parquet(shadow["path"])
+    picked = PREDICTED_CLASS if params.dataset.task == "multiclass" else "prediction"
     comparison: dict[str, Any] = {
         "champion_version": champion["version"],
         "shadow_version": shadow["version"],
         "rows": len(a),
-        "agreement": float((a["prediction"].to_numpy() == b["prediction"].to_numpy()).mean()) if len(a) else None,
         "mean_abs_score_diff": float(np.abs(a["score"] - b["score"]).mean()) if len(a) else None,
-        "champion_positive_rate": champion["positive_rate"],
-        "shadow_positive_rate": shadow["positive_rate"],
     }
-    labelled = a["label"].notna().to_numpy()
-    y = a.loc[labelled, "label"].astype(int).to_numpy()
-    if len(y) and 0 < y.sum() < len(y):
-        metric = params.evaluation.primary_metric
-        comparison |= {
-            "labelled_rows": int(labelled.sum()),
-            f"champion_{metric}": metric_value(metric, y, a.loc[labelled, "score"].to_numpy()),
-            f"shadow_{metric}": metric_value(metric, y, b.loc[labelled, "score"].to_numpy()),
-        }
+    if params.dataset.task != "regression":
+        comparison["agreement"] = float((a[picked].to_numpy() == b[picked].to_numpy()).mean()) if len(a) else None
+    if params.dataset.task == "binary":
+        comparison |= {"champion_positive_rate": champion["positive_rate"], "shadow_positive_rate": shadow["positive_rate"]}
+    comparison |= _labelled_comparison(params, a, b)
     _update_manifest(params, day=date.fromisoformat(champion["day"]), section={"comparison": comparison})
     return comparison
+
+
+def _labelled_comparison(params: Params, a: pd.DataFrame, b: pd.DataFrame) -> dict[str, Any]:
+    """Both models' metric on the rows that carry a label: the primary metric (binary, regression), or
+    accuracy of the predicted class (multiclass: the two versions' probability columns may differ)."""
+    from retrainer.metrics import metric_value
+
+    task = params.dataset.task
+    labelled = a["label"].notna().to_numpy()
+    if not labelled.any():
+        return {}
+    if task == "multiclass":
+        y = a.loc[labelled, "label"].astype(str).to_numpy()
+        return {"labelled_rows": int(labelled.sum()),
+                "champion_accuracy": float((a.loc[labelled, PREDICTED_CLASS].to_numpy() == y).mean()),
+                "shadow_accuracy": float((b.loc[labelled, PREDICTED_CLASS].to_numpy() == y).mean())}
+    y = a.loc[labelled, "label"].astype(int if task == "binary" else float).to_numpy()
+    if task == "binary" and not 0 < y.sum() < len(y):
+        return {}
+    metric = params.evaluation.primary_metric
+    return {
+        "labelled_rows": int(labelled.sum()),
+        f"champion_{metric}": metric_value(metric, y, a.loc[labelled, "score"].to_numpy(), task=task),
+        f"shadow_{metric}": metric_value(metric, y, b.loc[labelled, "score"].to_numpy(), task=task),
+    }
 
 
 def _update_manifest(params: Params, day: date, section: dict[str, Any]) -> None:
@@ -256,10 +327,9 @@ def summary_table(result: dict[str, Any]) -> str:
     for key in (CHAMPION, SHADOW):
         part = result.get(key)
         if part:
-            lines.append(
-                f"{part['role']:<8} v{part['version']:<4} {part['rows']} rows, predicted positive "
-                f"{part['positive_rate']:.3f}, mean score {part['mean_score']:.4f} -> {part['path']}"
-            )
+            positive = "" if part["positive_rate"] is None else f", predicted positive {part['positive_rate']:.3f}"
+            mean = "" if part["mean_score"] is None else f", mean score {part['mean_score']:.4f}"
+            lines.append(f"{part['role']:<8} v{part['version']:<4} {part['rows']} rows{positive}{mean} -> {part['path']}")
     comparison = result.get("comparison")
     if comparison:
         lines.append(

@@ -62,10 +62,8 @@ def feature_specs(params: Params, with_prediction: bool = False) -> list[ColumnS
 _MODELS: dict[tuple[str, str, str], Any] = {}
 
 
-def score_with_model(params: Params, champion: Champion, frame) -> Any:
-    """The champion's probability of the positive class for each row of ``frame`` (a pandas frame)."""
-    from retrainer.train import feature_frame
-
+def champion_model(params: Params, champion: Champion) -> Any:
+    """The champion's fitted model, loaded once per process and version."""
     key = (params.tracking_uri, champion.name, champion.version)
     if key not in _MODELS:
         import mlflow
@@ -75,4 +73,19 @@ def score_with_model(params: Params, champion: Champion, frame) -> Any:
         mlflow_client(params)  # point MLflow at our store before loading
         _MODELS.clear()
         _MODELS[key] = mlflow.sklearn.load_model(f"models:/{champion.name}/{champion.version}")
-    return _MODELS[key].predict_proba(feature_frame(frame, params))[:, 1]
+    return _MODELS[key]
+
+
+def predict_with_model(params: Params, champion: Champion, frame) -> Any:
+    """The champion's output for each row of ``frame`` in the task's shape (``retrainer.train.predict_scores``)."""
+    from retrainer.train import predict_scores
+
+    return predict_scores(champion_model(params, champion), frame, params)
+
+
+def score_with_model(params: Params, champion: Champion, frame) -> Any:
+    """The champion's one number per row of ``frame`` (a pandas frame): the positive-class probability
+    (binary), the prediction (regression) or the top class's probability (multiclass)."""
+    from retrainer.train import drift_score
+
+    return drift_score(predict_with_model(params, champion, frame))

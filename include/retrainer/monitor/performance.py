@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from retrainer.config import PREDICTION_COLUMN, Params
-from retrainer.monitor.champion import Champion, score_with_model
+from retrainer.monitor.champion import Champion, champion_model, predict_with_model
 from retrainer.monitor.window import DAY_COLUMN, CurrentWindow
 
 
@@ -27,16 +27,21 @@ def performance_check(
         return result
     source = "champion scored by the monitor"
     proba = None
-    if predictions is not None:
+    # Batch outputs' ``score`` is the whole output for binary and regression; multiclass needs every class.
+    if predictions is not None and ds.task != "multiclass":
         keys = [k for k in (ds.entity_id, ds.event_time) if k in predictions.columns and k in labelled.columns]
         if keys:
             joined = labelled.merge(predictions[[*keys, PREDICTION_COLUMN]].drop_duplicates(keys), on=keys, how="inner")
             if len(joined) >= cfg.min_labelled_rows:
                 labelled, proba, source = joined, joined[PREDICTION_COLUMN].to_numpy(), "batch-scoring outputs"
     if proba is None:
-        proba = score_with_model(params, champion, labelled)
+        proba = predict_with_model(params, champion, labelled)
     # The project's one metric implementation, as the holdout baseline it is compared with was measured.
-    value = metric_value(metric, labelled[ds.label].astype(int).to_numpy(), proba)
+    from retrainer.train import labelled_outputs
+
+    model = champion_model(params, champion) if ds.task == "multiclass" else None  # its classes_
+    y, (output,), _ = labelled_outputs(params, labelled, [(model, proba)])
+    value = metric_value(metric, y, output, task=ds.task)
     higher = METRIC_DIRECTIONS[metric]
     base = champion.holdout_metric
     bounds = []
