@@ -215,6 +215,12 @@ def model_card(params: Params, alias: str) -> dict | None:
         "experiment_id": run.info.experiment_id,
         "metric_name": metric,
         "metric_value": run.data.metrics.get(metric),
+        "higher_is_better": params.higher_is_better,
+        "task": run_tags.get("retrainer.task", params.dataset.task),
+        "estimator": run.data.params.get("estimator", ""),
+        # Multiclass: the holdout f1 of each class (the gate judges the macro figure).
+        "per_class_f1": {k.removeprefix("holdout_f1."): v for k, v in sorted(run.data.metrics.items())
+                         if k.startswith("holdout_f1.")},
         "as_of": tags.get(AS_OF_TAG) or run_tags.get(AS_OF_TAG),
         "train_days": _days(partitions, "train"),
         "holdout_days": _days(partitions, "holdout"),
@@ -516,7 +522,8 @@ def overview(params: Params, gate_days: int = 14, drift_checks: int = 60) -> dic
         "quarantine": lambda: quarantined(params),
     }
     out: dict[str, Any] = {"model_name": params.model.registered_name,
-                           "primary_metric": params.evaluation.primary_metric, "errors": {}}
+                           "primary_metric": params.evaluation.primary_metric, "task": params.dataset.task,
+                           "errors": {}}
     for name, read in sections.items():
         try:
             out[name] = read()
