@@ -146,8 +146,9 @@ class TrainOperator(BaseOperator):
         experiment_id = mlflow_client(params).get_run(trained["run_id"]).info.experiment_id
         url = mlflow_run_link(mlflow_ui_url(params), experiment_id, trained["run_id"])
         _push_link(context, MlflowRunLink, url or _lineage_page(facts["dag_id"], facts["run_id"]))
+        metric = params.evaluation.primary_metric
         print(f"MLflow run {trained['run_id']} ({'reused' if trained['reused'] else 'new'}): "
-              f"holdout roc_auc {trained['metrics'].get('holdout_roc_auc', float('nan')):.4f}")
+              f"holdout {metric} {trained['metrics'].get(f'holdout_{metric}', float('nan')):.4f}")
         return {**self.prepared, "trained": trained}
 
 

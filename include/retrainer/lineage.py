@@ -68,11 +68,11 @@ def factory_record(params: Params) -> dict | None:
     for a built-in estimator)."""
     if not params.model.factory:
         return None
-    from retrainer.train import factory
+    from retrainer.train.factory import code_path, source_sha256
 
-    path = factory.code_path(params)
+    path = code_path(params)
     shown = path.relative_to(params.root.resolve()) if path.is_relative_to(params.root.resolve()) else path
-    return {"name": params.model.factory, "source_sha256": factory.source_sha256(params), "code_path": str(shown)}
+    return {"name": params.model.factory, "source_sha256": source_sha256(params), "code_path": str(shown)}
 
 
 def run_key(dag_id: str, as_of: str, data_hash: str, params: Params) -> str:
