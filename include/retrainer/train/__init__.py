@@ -11,6 +11,7 @@ this module is the step itself. Their public names are importable from here.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -174,7 +175,9 @@ def _measure(
         raise ModelCheckFailed("model check failed:\n" + "\n".join(problems))
     train_metrics = score(model, training_metric_rows(train, params), params)
     holdout_metrics = all_metrics(y, aligned, task=params.dataset.task, classes=classes)
-    return {**{f"train_{k}": v for k, v in train_metrics.items()}, **{f"holdout_{k}": v for k, v in holdout_metrics.items()}}
+    measured = {**{f"train_{k}": v for k, v in train_metrics.items()}, **{f"holdout_{k}": v for k, v in holdout_metrics.items()}}
+    # An undefined metric (mape of a zero label) is left out: MLflow and the task's JSON output hold numbers.
+    return {k: v for k, v in measured.items() if math.isfinite(v)}
 
 
 @dataclass(frozen=True)
