@@ -265,6 +265,22 @@ async def anotify(event: str, facts: dict[str, Any], params: Any = None) -> list
     return reached
 
 
+def run_facts(context: Any) -> dict[str, Any]:
+    """The DAG and run of a task's context, for an event's facts."""
+    dag_run = context["dag_run"]
+    return {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id}
+
+
+def notify_champion_move(event: str, move: dict[str, Any], context: Any) -> list[str]:
+    """Tell of a champion move (``retrainer.register.ChampionMove.to_dict()``: promote, rollback, an
+    approval) when the champion did move; the history stays in the registry."""
+    if not move.get("moved"):
+        return []
+    facts = {k: v for k, v in move.items() if k not in ("history", "note", "moved")}
+    return notify(event, {"summary": move.get("note") or f"{move.get('name')} v{move.get('version')}",
+                          **run_facts(context), **facts})
+
+
 # --------------------------------------------------------------------------------------------------
 # Task failures
 # --------------------------------------------------------------------------------------------------
