@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -96,7 +97,7 @@ def failure_payload(dag_id: str, run_id: str, task_id: str, try_number: Any, as_
         "task_id": task_id,
         "try_number": try_number,
         "as_of": as_of,
-        "error": _truncate(error, MAX_MESSAGE // 2),
+        "error": _truncate(error),
     }
 
 
@@ -335,18 +336,28 @@ def _duration_text(seconds: float) -> str:
     return " ".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n) or "0s"
 
 
+def under_dags_test(argv: list[str] | None = None) -> bool:
+    """True in ``airflow dags test``: Airflow 3.3.2 fails that command at the end of a run of any DAG with a
+    deadline (apache/airflow#73428, ``'dict' object has no attribute 'hex'``), and a test run alerts no one."""
+    args = [a for a in (sys.argv if argv is None else argv)[1:] if not a.startswith("-")]
+    return args[:2] == ["dags", "test"]
+
+
 def deadline_alerts(dag_kind: str, params: Any = None) -> list | None:
     """The ``deadline=`` of DAG kind ``dag_kind`` (a key of params.yaml ``deadlines``); None when off.
 
     Read when the DAG file is parsed. ``training``: a scheduled run must end ``deadline`` after its day
     ends (its logical date + one day), any other run ``deadline`` after it was queued (the callback
     drops the rule that does not apply to a run). Others: ``deadline`` after the run was queued. A
-    params file that cannot be read gives no deadline (its tasks report the error).
+    params file that cannot be read gives no deadline (its tasks report the error), nor does
+    ``airflow dags test`` (:func:`under_dags_test`).
     """
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
     from retrainer.config import ConfigError
 
+    if under_dags_test():
+        return None
     try:
         if params is None:
             from retrainer_airflow.tasks import task_params

@@ -294,3 +294,29 @@ def test_a_missed_deadline_names_the_dag_the_run_and_how_late():
     backfill = {"dag_run": {"dag_id": "training", "dag_run_id": "backfill__d", "run_type": "backfill"}}
     assert notifier.deadline_facts(backfill, notifier.RULE_DAY_END, 60, now) is None
     assert notifier.deadline_facts(backfill, notifier.RULE_QUEUED, 60, now) is not None
+
+
+def test_a_champion_move_is_told_only_when_the_champion_moved(tmp_path, monkeypatch, receiver):
+    _conn(monkeypatch, "ops_webhook", conn_type="http", host=f"{receiver.base}/hook")
+    params_file = write_project(tmp_path / "p", {"notifications": [{"kind": "webhook", "conn_id": "ops_webhook"}]})
+    monkeypatch.setenv("RETRAINER_PARAMS", str(params_file))
+    context = {"dag_run": SimpleNamespace(dag_id="rollback", run_id="manual__2")}
+    move = {"name": "churn", "action": "rollback", "version": "1", "previous": "2", "by": "admin", "reason": "bad",
+            "at": "2026-04-01T00:00:00+00:00", "moved": True, "note": "champion v2 -> v1", "history": [{"seq": 1}]}
+    assert notifier.notify_champion_move("rollback", {**move, "moved": False}, context) == []
+    assert notifier.notify_champion_move("rollback", move, context) == ["ops_webhook"]
+    (sent,) = (r["body"] for r in receiver.received)
+    assert sent["event"] == "rollback" and sent["summary"] == "champion v2 -> v1" and sent["run_id"] == "manual__2"
+    assert sent["version"] == "1" and sent["previous"] == "2" and "history" not in sent
+
+
+def test_airflow_dags_test_gets_no_deadline(tmp_path, monkeypatch):
+    # Airflow 3.3.2's `airflow dags test` crashes after a run of a DAG with a deadline (apache/airflow#73428).
+    assert notifier.under_dags_test(["/venv/bin/airflow", "dags", "test", "training", "-c", "{}"])
+    assert not notifier.under_dags_test(["/venv/bin/airflow", "dag-processor"])
+    assert not notifier.under_dags_test(["/venv/bin/airflow", "dags", "list"])
+    params = load_params(write_project(tmp_path / "p"))
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/airflow", "dags", "test", "training"])
+    assert notifier.deadline_alerts("training", params) is None
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/airflow", "scheduler"])
+    assert len(notifier.deadline_alerts("training", params)) == 2
