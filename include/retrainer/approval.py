@@ -29,7 +29,7 @@ from typing import Any
 from retrainer.config import Params
 from retrainer.errors import ChampionMoved, PromotionRefused
 from retrainer.evaluate.decision import Decision
-from retrainer.names import CHALLENGER, CHAMPION
+from retrainer.names import APPROVE, CHALLENGER, CHAMPION, REJECT
 from retrainer.register import NO_CHAMPION, promote_version
 from retrainer.storage import write_json_atomic
 from retrainer.tracking import (
@@ -41,10 +41,7 @@ from retrainer.tracking import (
     mlflow_client,
 )
 
-# The two answers (the labels Airflow's ApprovalOperator uses too); no answer in time means REJECT.
-APPROVE = "Approve"
-REJECT = "Reject"
-OPTIONS = (APPROVE, REJECT)
+OPTIONS = (APPROVE, REJECT)  # no answer in time means REJECT
 AWAITING = "awaiting_approval"  # the register step's status of a version that waits for a person
 TIMEOUT_BY = "timeout"  # who "answered" when nobody did
 MAX_REASON_CHARS = 500
