@@ -88,7 +88,13 @@ def approval_links(params: Any, evaluated: dict, registered: dict) -> dict[str, 
     lineage = _lineage_page(facts["dag_id"], facts["run_id"])
 
     def run_link(run_id: str | None) -> str | None:
-        return mlflow_run_link(ui, client.get_run(run_id).info.experiment_id, run_id) if ui and run_id else None
+        if not (ui and run_id):
+            return None
+        try:
+            return mlflow_run_link(ui, client.get_run(run_id).info.experiment_id, run_id)
+        except Exception:  # noqa: BLE001 - a missing link must not keep the request from being asked
+            log.warning("no MLflow link for run %s", run_id, exc_info=True)
+            return None
 
     return {
         "MLflow run of the challenger": run_link(decision.challenger_run_id) or lineage,

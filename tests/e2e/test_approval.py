@@ -9,7 +9,8 @@ REST API the UI's *Required actions* uses (`/api/v2/.../taskInstances/approve/-1
   refused by the API server (403) while the request stays open;
 * *Reject* (by op, with a reason) leaves the champion unset and records who and why;
 * no answer within a tiny `registry.approval_timeout` rejects and says so;
-* *Approve* (by admin) moves the champion, recorded in the champion history.
+* with `registry.approvers: [admin]`, op (who may trigger `promote`) is refused (403); *Approve* by admin
+  moves the champion, recorded in the champion history.
 
 The tests share the stack and run in order.
 """
@@ -117,10 +118,11 @@ def version_tags(running: Stack, version: str) -> dict:
     return mlflow_client(params).get_model_version(params.model.registered_name, version).tags
 
 
-def set_timeout(running: Stack, value: str) -> None:
+def set_registry(running: Stack, **values) -> None:
+    """Change registry settings in the stack's params.yaml (the approval task reads them when it runs)."""
     path = Path(running.env["RETRAINER_PARAMS"])
     raw = yaml.safe_load(path.read_text())
-    raw["registry"]["approval_timeout"] = value
+    raw["registry"].update(values)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
@@ -137,6 +139,11 @@ def test_the_request_shows_the_decision_and_a_viewer_may_not_answer(stack):
     assert "No answer within 3 days" in body
     assert detail["options"] == [APPROVE, REJECT] and detail["defaults"] == [REJECT]
     assert list(detail["params"]) == ["comment"]  # the form has only its own field, none of the DAG's
+
+    ti = {"task_id": TASK, "try_number": 1, "map_index": -1}
+    log = airflow_api.task_log_tail(stack.api, stack.token, TRAINING_DAG, REJECTED_RUN, ti, 200)
+    assert f"approval needed in {TRAINING_DAG} (run {REJECTED_RUN})" in log  # the notifier was called
+    assert f"/dags/{TRAINING_DAG}/runs/{REJECTED_RUN}/tasks/{TASK}/required_actions" in log
 
     status, refused = answer(stack, REJECTED_RUN, "viewer", APPROVE, "a viewer tries")
     assert status == 403, refused
@@ -161,13 +168,13 @@ def test_reject_records_who_and_why_and_keeps_the_champion(stack):
 
 
 def test_no_answer_within_the_approval_timeout_rejects_and_says_so(stack):
-    set_timeout(stack, "5s")
+    set_registry(stack, approval_timeout="5s")
     try:
         start_and_wait_for_the_request(stack, TIMED_OUT_RUN, (AS_OF - timedelta(days=1)).isoformat())
         assert "No answer within 5 seconds" in stack.rest("GET", hitl_path(TIMED_OUT_RUN))["body"]
         assert wait_run(stack, TIMED_OUT_RUN)["state"] == "success"  # the scheduler's sweep answered Reject
     finally:
-        set_timeout(stack, "3d")
+        set_registry(stack, approval_timeout="3d")
     detail = stack.rest("GET", hitl_path(TIMED_OUT_RUN))
     assert detail["chosen_options"] == [REJECT] and detail["responded_by_user"] is None
     version = registered(stack, TIMED_OUT_RUN)["version"]
@@ -178,8 +185,15 @@ def test_no_answer_within_the_approval_timeout_rejects_and_says_so(stack):
     assert alias_version(stack.params, CHAMPION) is None
 
 
-def test_approve_moves_the_champion_and_records_who(stack):
-    start_and_wait_for_the_request(stack, APPROVED_RUN, AS_OF.isoformat())
+def test_only_listed_approvers_may_answer_and_approve_moves_the_champion(stack):
+    set_registry(stack, approvers=["admin"])
+    try:
+        start_and_wait_for_the_request(stack, APPROVED_RUN, AS_OF.isoformat())
+    finally:
+        set_registry(stack, approvers=[])
+    assert stack.rest("GET", hitl_path(APPROVED_RUN))["assigned_users"] == [{"id": "admin", "name": "admin"}]
+    status, refused = answer(stack, APPROVED_RUN, "op", APPROVE, "op may trigger promote, but is not listed")
+    assert status == 403 and "not a respondent" in str(refused)
     status, body = answer(stack, APPROVED_RUN, "admin", APPROVE, "reviewed the slices")
     assert status == 200, body
     assert wait_run(stack, APPROVED_RUN)["state"] == "success"
