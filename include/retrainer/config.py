@@ -153,11 +153,56 @@ class EvaluationConfig(_Strict):
     guards: GuardsConfig = GuardsConfig()
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """A duration from params.yaml: ``"3d"``, ``"12h"``, ``"30m"``, ``"90s"`` (or a number of seconds)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a duration such as '3d', '12h', '30m' or '90s', got {value!r}")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value)
+    if not match:
+        raise ValueError(f"expected a duration such as '3d', '12h', '30m' or '90s', got {value!r}")
+    return timedelta(seconds=float(match[1]) * _DURATION_UNITS[match[2]])
+
+
 class RegistryConfig(_Strict):
     promotion: Literal["auto", "manual"] = "auto"
     history_length: int = Field(default=20, ge=1, le=200)
     lock_dir: str | None = None
     lock_timeout_s: float = Field(default=120.0, gt=0)
+    # promotion: manual: how long the training run's approval task waits; no answer by then rejects.
+    approval_timeout: timedelta = timedelta(days=3)
+    # Who may answer the approval task (Airflow user ids; SimpleAuthManager: the user name). Empty:
+    # everyone allowed to change the training DAG's runs (Airflow's DAG edit permission; not viewers).
+    approvers: list[str] = Field(default_factory=list)
+
+    @field_validator("approval_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("approval_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError(f"must be at least 1 second, got {value.total_seconds():g}s")
+        return value
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers_named_once(cls, value: list[str]) -> list[str]:
+        blank = [v for v in value if not v.strip()]
+        if blank:
+            raise ValueError("user ids must not be empty")
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"users named more than once: {repeated}")
+        return value
 
 
 class ScoringConfig(_Strict):
@@ -332,28 +377,6 @@ def default_notifications() -> list[NotifierConfig]:
     return [NotifierConfig(kind="webhook", conn_id=DEFAULT_WEBHOOK_CONN)]
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: object) -> timedelta | None:
-    """``"6h"``, ``"90m"``, ``"30s"``, ``"1d"`` or a number of seconds; None stays None (off)."""
-    if value is None or isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 6h, 90m or 30s, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"expected a duration such as 6h, 90m or 30s, got {value!r}")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"a deadline must be longer than 0 seconds, got {value!r}")
-    return timedelta(seconds=seconds)
-
-
 class DeadlinesConfig(_Strict):
     """Airflow Deadline Alerts: how long a run may take before the configured notifiers hear of it.
 
@@ -369,7 +392,14 @@ class DeadlinesConfig(_Strict):
     @field_validator("training", "drift_monitor", "batch_scoring", mode="before")
     @classmethod
     def _duration(cls, value: object) -> timedelta | None:
-        return parse_duration(value)
+        return None if value is None else parse_duration(value)
+
+    @field_validator("training", "drift_monitor", "batch_scoring")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError(f"a deadline must be longer than 0 seconds, got {value.total_seconds():g}s")
+        return value
 
 
 class Params(_Strict):

@@ -38,3 +38,7 @@ EVENT_APPROVAL_PENDING = "approval_pending"  # a challenger waits for a person's
 EVENT_DEADLINE_MISSED = "deadline_missed"  # a run did not finish by its deadline (params.yaml ``deadlines``)
 NOTIFY_EVENTS = (EVENT_FAILURE, EVENT_QUARANTINE, EVENT_DRIFT_RETRAIN, EVENT_PROMOTION, EVENT_ROLLBACK,
                  EVENT_APPROVAL_PENDING, EVENT_DEADLINE_MISSED)
+
+# The answers of a training run's approval task (registry.promotion: manual; Airflow ApprovalOperator's labels).
+APPROVE = "Approve"
+REJECT = "Reject"
