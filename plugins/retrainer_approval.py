@@ -192,4 +192,12 @@ class ApplyApprovalOperator(BaseOperator):
                 run=f"{facts['dag_id']}/{facts['run_id']}",
             )
         print(record["note"])
+        if record.get("status") == "approved_manual":  # the champion moved
+            from retrainer_notifier import notify
+
+            from retrainer.names import EVENT_PROMOTION
+
+            notify(EVENT_PROMOTION, {"summary": record["note"], "dag_id": facts["dag_id"], "run_id": facts["run_id"],
+                                     **{k: record.get(k) for k in ("version", "recorded_by", "reason",
+                                                                   "champion_before", "champion_after")}})
         return record
