@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import date
+import re
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from retrainer.names import NOTIFY_EVENTS
 
 PARAMS_ENV = "RETRAINER_PARAMS"
 DEFAULT_PARAMS_FILE = "params.yaml"
@@ -196,11 +199,56 @@ class EvaluationConfig(_Strict):
     guards: GuardsConfig = GuardsConfig()
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """A duration from params.yaml: ``"3d"``, ``"12h"``, ``"30m"``, ``"90s"`` (or a number of seconds)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a duration such as '3d', '12h', '30m' or '90s', got {value!r}")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value)
+    if not match:
+        raise ValueError(f"expected a duration such as '3d', '12h', '30m' or '90s', got {value!r}")
+    return timedelta(seconds=float(match[1]) * _DURATION_UNITS[match[2]])
+
+
 class RegistryConfig(_Strict):
     promotion: Literal["auto", "manual"] = "auto"
     history_length: int = Field(default=20, ge=1, le=200)
     lock_dir: str | None = None
     lock_timeout_s: float = Field(default=120.0, gt=0)
+    # promotion: manual: how long the training run's approval task waits; no answer by then rejects.
+    approval_timeout: timedelta = timedelta(days=3)
+    # Who may answer the approval task (Airflow user ids; SimpleAuthManager: the user name). Empty:
+    # everyone allowed to change the training DAG's runs (Airflow's DAG edit permission; not viewers).
+    approvers: list[str] = Field(default_factory=list)
+
+    @field_validator("approval_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("approval_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError(f"must be at least 1 second, got {value.total_seconds():g}s")
+        return value
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers_named_once(cls, value: list[str]) -> list[str]:
+        blank = [v for v in value if not v.strip()]
+        if blank:
+            raise ValueError("user ids must not be empty")
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"users named more than once: {repeated}")
+        return value
 
 
 class ScoringConfig(_Strict):
@@ -319,6 +367,87 @@ class DriftConfig(_Strict):
     experiment: str = "retrainer-monitoring"
 
 
+# Notifier kinds (plugins/retrainer_notifier.py builds each from Airflow's maintained providers) and the
+# options each may take in params.yaml. Nothing secret goes here: tokens, passwords, webhook URLs and
+# headers live in the Airflow connection named by ``conn_id``.
+NotifierKind = Literal["slack", "slack_webhook", "smtp", "apprise", "http", "webhook"]
+NOTIFIER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "slack": ("channel", "username"),  # SlackNotifier (Slack API token in the connection)
+    "slack_webhook": (),  # SlackWebhookNotifier (the webhook URL/token in the connection)
+    "smtp": ("to", "from_email", "cc", "bcc"),  # SmtpNotifier (server and login in the connection)
+    "apprise": ("tag",),  # AppriseNotifier (the Apprise URLs in the connection)
+    "http": ("endpoint", "method"),  # HttpNotifier: the event as JSON to the connection's URL + endpoint
+    "webhook": (),  # the event as JSON POSTed to the URL of the connection (host, or password)
+}
+NOTIFIER_REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {"smtp": ("to",)}
+DEFAULT_WEBHOOK_CONN = "retrainer_webhook"
+OptionValue = str | int | bool | list[str]
+
+
+class NotifierConfig(_Strict):
+    """One notifier: where (an Airflow connection id), how (the kind) and for which events."""
+
+    kind: NotifierKind
+    conn_id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=250)
+    events: list[str] = Field(default_factory=lambda: list(NOTIFY_EVENTS), min_length=1)
+    options: dict[str, OptionValue] = Field(default_factory=dict)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e not in NOTIFY_EVENTS]
+        if unknown:
+            raise ValueError(f"unknown events {unknown} (known: {', '.join(NOTIFY_EVENTS)})")
+        return value
+
+    @model_validator(mode="after")
+    def _options_of_the_kind(self) -> NotifierConfig:
+        allowed = NOTIFIER_OPTIONS[self.kind]
+        unknown = sorted(set(self.options) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"options {unknown} are not options of kind {self.kind!r} (allowed: {list(allowed) or 'none'}; "
+                "secrets belong in the Airflow connection)"
+            )
+        missing = [o for o in NOTIFIER_REQUIRED_OPTIONS.get(self.kind, ()) if not self.options.get(o)]
+        if missing:
+            raise ValueError(f"kind {self.kind!r} needs options {missing}")
+        return self
+
+    def wants(self, event: str) -> bool:
+        return event in self.events
+
+
+def default_notifications() -> list[NotifierConfig]:
+    """Today's behaviour: the event as JSON to the connection ``retrainer_webhook`` when it exists."""
+    return [NotifierConfig(kind="webhook", conn_id=DEFAULT_WEBHOOK_CONN)]
+
+
+class DeadlinesConfig(_Strict):
+    """Airflow Deadline Alerts: how long a run may take before the configured notifiers hear of it.
+
+    ``training``: scheduled runs must finish this long after their scheduled day ends (the data
+    interval's end); other runs (manual, drift-triggered, backfill) this long after they were queued.
+    ``drift_monitor`` and ``batch_scoring``: this long after the run was queued. null: no alert.
+    """
+
+    training: timedelta | None = timedelta(hours=6)
+    drift_monitor: timedelta | None = timedelta(hours=2)
+    batch_scoring: timedelta | None = timedelta(hours=2)
+
+    @field_validator("training", "drift_monitor", "batch_scoring", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta | None:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("training", "drift_monitor", "batch_scoring")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError(f"a deadline must be longer than 0 seconds, got {value.total_seconds():g}s")
+        return value
+
+
 class Params(_Strict):
     project: ProjectConfig = ProjectConfig()
     source: SourceConfig
@@ -335,6 +464,8 @@ class Params(_Strict):
     registry: RegistryConfig = RegistryConfig()
     scoring: ScoringConfig = ScoringConfig()
     drift: DriftConfig = DriftConfig()
+    notifications: list[NotifierConfig] = Field(default_factory=default_notifications)
+    deadlines: DeadlinesConfig = DeadlinesConfig()
 
     # Not part of the file: where it was read from, to resolve relative paths.
     root: Path = Field(default=Path("."), exclude=True)
