@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from retrainer.names import NOTIFY_EVENTS
 
+# The learning tasks: their metrics, primary metrics, default guards and built-in estimators.
+from retrainer.tasks import DEFAULT_GUARDS, TASK_METRICS, Task, task_defaults, task_problem
+
 PARAMS_ENV = "RETRAINER_PARAMS"
 DEFAULT_PARAMS_FILE = "params.yaml"
 # Where a deployment's endpoints differ from params.yaml, its environment says so (docker-compose.yaml
@@ -34,39 +37,6 @@ DVC_REMOTE_URL_ENV = "RETRAINER_DVC_REMOTE_URL"
 
 class ConfigError(ValueError):
     """params.yaml is missing, unreadable or invalid."""
-
-
-# The learning tasks (``dataset.task``) and each one's metrics: name -> True when higher is better.
-# The gate turns every difference into an improvement with these directions; retrainer.metrics computes them.
-Task = Literal["binary", "multiclass", "regression"]
-TASK_METRICS: dict[str, dict[str, bool]] = {
-    "binary": {
-        "roc_auc": True, "average_precision": True, "accuracy": True, "f1": True,
-        "log_loss": False, "brier": False, "calibration_error": False,
-    },
-    "multiclass": {
-        "macro_f1": True, "accuracy": True, "balanced_accuracy": True, "roc_auc_ovr": True,
-        "log_loss": False, "calibration_error": False,  # calibration error of the top class
-    },
-    "regression": {"rmse": False, "mae": False, "r2": True, "mape": False},  # mape: labels never zero
-}
-# The metrics a task's gate may use as its primary metric (the others are guards and diagnostics).
-PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
-    "binary": ("roc_auc", "average_precision", "accuracy", "f1", "log_loss"),
-    "multiclass": ("macro_f1", "accuracy", "balanced_accuracy", "log_loss", "roc_auc_ovr"),
-    "regression": ("rmse", "mae", "r2", "mape"),
-}
-DEFAULT_PRIMARY_METRIC = {"binary": "roc_auc", "multiclass": "macro_f1", "regression": "rmse"}
-# Guards when params.yaml names none: calibration for classification; no calibration guard for regression.
-DEFAULT_GUARDS: dict[str, dict[str, float]] = {
-    "binary": {"calibration_error": 0.02}, "multiclass": {"calibration_error": 0.02}, "regression": {},
-}
-# Built-in estimators per task (model.estimator): a gradient boosting, a random forest and a linear model.
-TASK_ESTIMATORS: dict[str, tuple[str, ...]] = {
-    "binary": ("hist_gradient_boosting", "random_forest", "logistic_regression"),
-    "multiclass": ("hist_gradient_boosting", "random_forest", "logistic_regression"),
-    "regression": ("hist_gradient_boosting", "random_forest", "ridge"),
-}
 
 
 class _Strict(BaseModel):
@@ -190,7 +160,7 @@ class GuardsConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
-    # One of PRIMARY_METRICS of the dataset's task; unset: DEFAULT_PRIMARY_METRIC of the task.
+    # One of retrainer.tasks.PRIMARY_METRICS of the dataset's task; unset: its DEFAULT_PRIMARY_METRIC.
     primary_metric: str = "roc_auc"
     absolute_floor: float
     min_improvement: float = Field(default=0.0, ge=0)
@@ -476,38 +446,14 @@ class Params(_Strict):
     @classmethod
     def _task_defaults(cls, raw: Any) -> Any:
         """The primary metric and guards a task gets when params.yaml names none."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("dataset"), dict):
-            return raw
-        task = raw["dataset"].get("task", "binary")
-        if task not in TASK_METRICS or not isinstance(raw.get("evaluation", {}), dict):
-            return raw  # the field validation names the bad value
-        evaluation = dict(raw.get("evaluation") or {})
-        evaluation.setdefault("primary_metric", DEFAULT_PRIMARY_METRIC[task])
-        guards = evaluation.get("guards")
-        if guards is None or (isinstance(guards, dict) and "metrics" not in guards):
-            evaluation["guards"] = {**(guards or {}), "metrics": dict(DEFAULT_GUARDS[task])}
-        return {**raw, "evaluation": evaluation}
+        return task_defaults(raw)
 
     @model_validator(mode="after")
     def _metrics_fit_the_task(self) -> Params:
-        task, cfg = self.dataset.task, self.evaluation
-        if cfg.primary_metric not in PRIMARY_METRICS[task]:
-            raise ValueError(
-                f"evaluation.primary_metric: {cfg.primary_metric!r} does not fit dataset.task {task!r} "
-                f"(one of {', '.join(PRIMARY_METRICS[task])})"
-            )
-        for name in cfg.guards.metrics:
-            if name not in TASK_METRICS[task]:
-                raise ValueError(
-                    f"evaluation.guards.metrics.{name}: not a metric of dataset.task {task!r} "
-                    f"(one of {', '.join(TASK_METRICS[task])})"
-                )
-        estimator = self.model.estimator
-        if estimator is not None and estimator not in TASK_ESTIMATORS[task]:
-            raise ValueError(
-                f"model.estimator: {estimator!r} does not fit dataset.task {task!r} "
-                f"(one of {', '.join(TASK_ESTIMATORS[task])}, or model.factory)"
-            )
+        problem = task_problem(self.dataset.task, self.evaluation.primary_metric,
+                               list(self.evaluation.guards.metrics), self.model.estimator)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property

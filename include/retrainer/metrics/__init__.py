@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from retrainer.config import TASK_METRICS
 from retrainer.metrics import multiclass, regression
 from retrainer.metrics.binary import (
     CALIBRATION_BINS,
@@ -34,6 +33,7 @@ from retrainer.metrics.binary import (
     _weighted_mean,
     roc_auc_from_counts,
 )
+from retrainer.tasks import TASK_METRICS
 
 # True: higher is better (every task's metrics; a name shared by tasks has one direction). The gate turns
 # every difference into an "improvement" (positive = better).
