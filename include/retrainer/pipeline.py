@@ -45,7 +45,10 @@ def step_ingest(params: Params, as_of: date, window: int | None = None) -> dict:
 
 
 def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
-    """Run the raw-data suite on every partition this run ingested; quarantine and stop on critical failures.
+    """Run the raw-data suite on every partition this run ingested; quarantine what fails critically.
+
+    Only the as-of day's failure stops the run (that day's data is bad); another day of the window that
+    fails is quarantined and becomes a gap of the window (``step_prepare`` leaves it out and says so).
 
     A partition that is gone because an earlier try quarantined it is read again from the source: that
     is the replay after a fix (clearing the failed task in the UI, or a backfill of failed runs). A batch
@@ -64,7 +67,8 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
                 try:
                     fresh = ingest_day(params, day)
                 except UnreadableValues as exc:
-                    failures.append(str(exc))
+                    if day == as_of:
+                        failures.append(str(exc))
                     results.append(_unreadable_entry(params, day.isoformat(), str(exc), replayed=True))
                     continue
                 if fresh.path is None:
@@ -95,7 +99,11 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
                 message = outcome.message()
                 target = quarantine(params, day, [report_dir], message)
                 entry["quarantined_to"] = str(target)
-                failures.append(f"{message}\n  quarantined to: {target}")
+                if day == as_of:
+                    failures.append(f"{message}\n  quarantined to: {target}")
+                else:  # another day of the window: quarantined, and a gap of this run's window
+                    log.warning("%s fails its gate and is quarantined; it is left out of the window of %s: %s",
+                                day.isoformat(), as_of.isoformat(), short_reason(message))
             results.append(entry)
             free_batch()  # this partition's frames are garbage now: give their memory back
     for skipped in ingest_summary.get("skipped_days") or []:
