@@ -1,4 +1,5 @@
-"""training: ingest -> validate -> prepare -> train -> evaluate -> register for one as-of date.
+"""training: ingest -> validate -> prepare -> train -> evaluate -> register (-> approve -> apply_approval
+with ``registry.promotion: manual``) for one as-of date.
 
 Wiring only: every task body calls one step of ``retrainer.pipeline`` inside
 ``retrainer_airflow.tasks.airflow_outcomes``; heavy libraries are imported inside the tasks, so parsing
@@ -16,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from retrainer_approval import ApplyApprovalOperator, ChampionApprovalOperator  # plugins/: human in the loop
 from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 from retrainer_operators import RegisterOperator, TrainOperator, ValidateOperator  # plugins/: steps + links
 
@@ -128,7 +130,11 @@ def training():
 
     validated = ValidateOperator(task_id="validate", ingested=ingest(), pool=DVC_POOL).output
     trained = TrainOperator(task_id="train", prepared=prepare(validated)).output
-    RegisterOperator(task_id="register", evaluated=evaluate(trained))
+    evaluated = evaluate(trained)
+    registered = RegisterOperator(task_id="register", evaluated=evaluated).output
+    # registry.promotion: manual: a person approves or rejects under Required actions (else both skip).
+    answer = ChampionApprovalOperator(task_id="approve", evaluated=evaluated, registered=registered).output
+    ApplyApprovalOperator(task_id="apply_approval", evaluated=evaluated, registered=registered, answer=answer)
 
 
 training()

@@ -35,6 +35,12 @@ HISTORY_TAG = "retrainer.champion_history"
 # On a training run: the process that made it (host:pid); on a run a later attempt ended (KILLED), who ended it.
 ATTEMPT_TAG = "retrainer.attempt"
 ENDED_BY_TAG = "retrainer.ended_by"
+# The answer to a training run's approval task (registry.promotion: manual), on the version it was about:
+# who answered (or "timeout"), why, and when; APPROVAL_TAG then says approved_manual / rejected_manual /
+# rejected_timeout / stale.
+APPROVAL_BY_TAG = "retrainer.approval_by"
+APPROVAL_REASON_TAG = "retrainer.approval_reason"
+APPROVAL_AT_TAG = "retrainer.approval_at"
 
 
 def mlflow_client(params: Params) -> MlflowClient:
