@@ -12,7 +12,8 @@ run uses) on each day of the sample and, for each critical expectation a day fai
 * downgrades it to a warning, noting why.
 
 Loosening only ever widens, so a day that passed before still passes; the day is checked again after
-each change. The changes are returned and recorded in the suite's ``meta.fitted``.
+each change. The changes are returned and recorded in the suite's ``meta.fitted``. All days are checked
+together first, the way a training run's gate checks a window (``retrainer.validate.window``).
 """
 
 from __future__ import annotations
@@ -35,31 +36,62 @@ MOSTLY_SLACK = 0.001
 
 def fit_suite(suite: dict, frame: pd.DataFrame, event_time: str | None) -> list[dict]:
     """Check ``suite`` against each day of ``frame`` (by ``event_time``; the whole frame when None) and
-    change it in place until every day passes; returns the changes ({day, type, column, action, note})."""
+    change it in place until every day passes; returns the changes ({day, type, column, action, note}).
+
+    All days are checked at once as the training run's gate checks a window (``validate_partitions``:
+    the same verdicts, far fewer GX runs); each day that fails is then fitted alone, in day order.
+    """
     from retrainer.run_context import day_interval
-    from retrainer.validate import validate_frame
+    from retrainer.validate import PartitionToValidate, validate_partitions
 
     changes: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="suite-fit-") as scratch:
         work = Path(scratch)
+        batches, parts = {}, []
         for n, (day, batch) in enumerate(sample_days(frame, event_time)):
-            for attempt in range(2):  # check, fix what failed, check again; a second failure is downgraded
-                suite_file = work / "suite.json"
-                suite_file.write_text(json.dumps(suite, allow_nan=False), encoding="utf-8")
-                start, end = day_interval(day)
-                outcome = validate_frame(batch, suite_file, work / f"day{n}-{attempt}", partition_label=f"dt={day}",
-                                         interval_start=start, interval_end=end, build_docs=False)
-                failed = [f for f in outcome.critical() if not f.expectation_type.startswith("retrainer_")]
-                if not failed:
-                    break
-                for failure in failed:
-                    expectation = _find(suite, failure)
-                    if expectation is None:
-                        continue
-                    change = _loosen(expectation, failure, batch) if attempt == 0 else None
-                    changes.append(_record(day, expectation, change or _downgrade(expectation, failure)))
+            path = work / f"day{n}" / "part.parquet"
+            path.parent.mkdir()
+            batch.to_parquet(path, index=False)
+            batches[day.isoformat()] = batch
+            parts.append(PartitionToValidate(path, work / f"day{n}" / "report", *day_interval(day), day.isoformat()))
+        checked = validate_partitions(parts, _suite_file(work, suite), work / "window", build_docs=False)
+        failing = [part.label for part, outcome in checked if _critical(outcome)]
+        for n, label in enumerate(failing):
+            changes += _fit_day(suite, date.fromisoformat(label), batches[label], work / f"fit{n}")
     if changes:
         suite.setdefault("meta", {})["fitted"] = changes
+    return changes
+
+
+def _suite_file(work: Path, suite: dict) -> Path:
+    path = work / "suite.json"
+    path.write_text(json.dumps(suite, allow_nan=False), encoding="utf-8")
+    return path
+
+
+def _critical(outcome) -> list[FailedExpectation]:
+    """The critical failures a suite can change (the gate's structural rules are not the suite's)."""
+    return [f for f in outcome.critical() if not f.expectation_type.startswith("retrainer_")]
+
+
+def _fit_day(suite: dict, day: date, batch: pd.DataFrame, work: Path) -> list[dict]:
+    """Loosen what ``batch`` fails (checked with the suite as it is now), check again, downgrade what still fails."""
+    from retrainer.run_context import day_interval
+    from retrainer.validate import validate_frame
+
+    changes = []
+    for attempt in range(2):
+        start, end = day_interval(day)
+        outcome = validate_frame(batch, _suite_file(work.parent, suite), work / str(attempt), partition_label=f"dt={day}",
+                                 interval_start=start, interval_end=end, build_docs=False)
+        failed = _critical(outcome)
+        if not failed:
+            break
+        for failure in failed:
+            expectation = _find(suite, failure)
+            if expectation is not None:
+                change = _loosen(expectation, failure, batch) if attempt == 0 else None
+                changes.append(_record(day, expectation, change or _downgrade(expectation, failure)))
     return changes
 
 
