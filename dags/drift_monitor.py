@@ -31,10 +31,16 @@ from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
-from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
+from retrainer_notifier import deadline_alerts, notified_task_defaults, notify  # plugins/: notifiers
 from retrainer_operators import DriftCheckOperator  # plugins/: the check, with a link to its report
 
-from retrainer.names import DAG_TAG, DRIFT_MONITOR_DAG, RAW_PARTITIONS_ASSET, TRAINING_DAG
+from retrainer.names import (
+    DAG_TAG,
+    DRIFT_MONITOR_DAG,
+    EVENT_DRIFT_RETRAIN,
+    RAW_PARTITIONS_ASSET,
+    TRAINING_DAG,
+)
 
 # Updated by ingest_landing and by training's ingest whenever partitions are written.
 RAW_PARTITIONS = Asset(RAW_PARTITIONS_ASSET)
@@ -52,6 +58,7 @@ RAW_PARTITIONS = Asset(RAW_PARTITIONS_ASSET)
     max_active_runs=1,
     tags=[DAG_TAG, "monitoring"],
     default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
+    deadline=deadline_alerts(DRIFT_MONITOR_DAG),  # params.yaml deadlines.drift_monitor
     params={
         "as_of": Param(
             None,
@@ -95,6 +102,8 @@ def drift_monitor():
             checked["champion_version"],
         )
         print(f"recorded drift-triggered {TRAINING_DAG} run {trigger['training_run_id']} for {trigger['as_of']}")
+        notify(EVENT_DRIFT_RETRAIN, {"summary": f"{checked['summary_line']}: {TRAINING_DAG} run "
+                                     f"{trigger['training_run_id']} started", "dag_id": DRIFT_MONITOR_DAG, **trigger})
         return trigger
 
     # The check runs in an operator of plugins/retrainer_operators.py: its task links to the Evidently report.

@@ -16,9 +16,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
-from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
+from retrainer_notifier import notified_task_defaults, notify_champion_move  # plugins/: notifiers
 
-from retrainer.names import DAG_TAG, PROMOTE_DAG
+from retrainer.names import DAG_TAG, EVENT_PROMOTION, PROMOTE_DAG
 
 
 @dag(
@@ -95,6 +95,7 @@ def promote():
                 override=bool(chosen.get("override")),
             )
         print(result.note)
+        notify_champion_move(EVENT_PROMOTION, result.to_dict(), context)
         for entry in result.history[-5:]:
             print(f"  #{entry['seq']} {entry['at']} {entry['action']:<8} v{entry['previous']} -> "
                   f"v{entry['version']} by {entry['by']}: {entry['reason']}")

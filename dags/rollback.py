@@ -14,9 +14,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
-from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
+from retrainer_notifier import notified_task_defaults, notify_champion_move  # plugins/: notifiers
 
-from retrainer.names import DAG_TAG, PREVIOUS_CHAMPION, ROLLBACK_DAG
+from retrainer.names import DAG_TAG, EVENT_ROLLBACK, PREVIOUS_CHAMPION, ROLLBACK_DAG
 
 
 @dag(
@@ -77,6 +77,7 @@ def rollback():
                 expected_champion=planned["from"],
             )
         print(result.note)
+        notify_champion_move(EVENT_ROLLBACK, result.to_dict(), context)
         return result.to_dict()
 
     move(plan())

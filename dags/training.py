@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 from retrainer_approval import ApplyApprovalOperator, ChampionApprovalOperator  # plugins/: human in the loop
-from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
+from retrainer_notifier import deadline_alerts, notified_task_defaults  # plugins/: notifiers, deadlines
 from retrainer_operators import RegisterOperator, TrainOperator, ValidateOperator  # plugins/: steps + links
 
 from retrainer.names import DAG_TAG, DVC_POOL, RAW_PARTITIONS_ASSET, TRAINING_DAG
@@ -38,6 +38,7 @@ RAW_PARTITIONS = Asset(RAW_PARTITIONS_ASSET)
     max_active_runs=4,
     tags=[DAG_TAG],
     default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
+    deadline=deadline_alerts(TRAINING_DAG),  # params.yaml deadlines.training
     params={
         "as_of": Param(
             None,

@@ -18,14 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from retrainer.names import (
-    BATCH_SCORING_DAG,
-    DVC_POOL,
-    INGEST_LANDING_DAG,
-    PROMOTE_DAG,
-    ROLLBACK_DAG,
-    TRAINING_DAG,
-)
+from retrainer.names import ALL_DAGS, DVC_POOL, TRAINING_DAG
 from retrainer_launcher.airflow_api import (
     api_token,
     api_url,
@@ -48,9 +41,10 @@ from retrainer_launcher.credentials import ADMIN_USER, STACK_USERS, ensure_admin
 from retrainer_launcher.demo import seed_source
 from retrainer_launcher.processes import Process, check_port_free, start_process, venv_bin
 
-# Unpaused with the training DAG: manual-only DAGs (promote, rollback) then run as soon as they are
-# triggered, and batch_scoring scores each new day with the champion.
-COMPANION_DAGS = (BATCH_SCORING_DAG, PROMOTE_DAG, ROLLBACK_DAG)
+# Every DAG of the loop is unpaused by `make run`: training on its schedule, drift_monitor after new data
+# and daily, batch_scoring each new day, ingest_landing waiting for files; the manual-only DAGs (promote,
+# rollback) then run as soon as they are triggered.
+LOOP_DAGS = ALL_DAGS
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 MLFLOW_COMPONENT = "mlflow"
 # Where the control room's links open the MLflow UI (the plugin reads it).
@@ -174,11 +168,12 @@ def cmd_up(stack: Stack, seed: bool = True, out: Out = say) -> None:
 
 
 def cmd_trigger(stack: Stack, as_of: str | None = None, dag_timeout: float = 300.0, out: Out = say) -> str:
-    """Unpause the training DAG, its companions and the landing DAG; trigger one training run."""
+    """Unpause every DAG of the loop (:data:`LOOP_DAGS`); trigger one training run."""
     token = stack.token()
-    for dag_id in (TRAINING_DAG, *COMPANION_DAGS, INGEST_LANDING_DAG):
+    for dag_id in LOOP_DAGS:
         wait_for_dag(stack.api, token, dag_id, dag_timeout, out)
         set_paused(stack.api, token, dag_id, paused=False)
+    out(f"unpaused: {', '.join(LOOP_DAGS)}")
     as_of = as_of or datetime.now(UTC).date().isoformat()
     run = trigger_run(stack.api, token, TRAINING_DAG, {"as_of": as_of}, note="triggered by `make run`")
     out(f"triggered {TRAINING_DAG} run {run['dag_run_id']} (as_of {as_of})")

@@ -8,12 +8,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from retrainer.names import INGEST_LANDING_DAG, TRAINING_DAG
-from retrainer_launcher.airflow_api import airflow_health, mlflow_healthy, run_duration
-from retrainer_launcher.common import Out, say
+from retrainer_launcher.airflow_api import (
+    airflow_health,
+    mlflow_healthy,
+    paused_line,
+    paused_states,
+    run_duration,
+)
+from retrainer_launcher.common import Out, StackError, say
 from retrainer_launcher.credentials import ADMIN_USER, PASSWORDS_FILE, STACK_USERS
 from retrainer_launcher.demo import champion_summary
 from retrainer_launcher.distributed import SECRETS_FILE, DistributedStack
-from retrainer_launcher.local import AIRFLOW_COMPONENTS, MLFLOW_COMPONENT, Stack
+from retrainer_launcher.local import AIRFLOW_COMPONENTS, LOOP_DAGS, MLFLOW_COMPONENT, Stack
 from retrainer_launcher.processes import pid_file, running_pid
 
 
@@ -79,6 +85,17 @@ def _print_local_logins(stack: Stack, out: Out) -> None:
     out("stop with:     make stop")
 
 
+def print_dag_states(stack: Stack | DistributedStack, out: Out = say) -> dict[str, bool | None]:
+    """One line: every DAG of the loop and its paused state, read back from the REST API."""
+    try:
+        states = paused_states(stack.api, stack.token(), LOOP_DAGS)
+    except (StackError, OSError) as exc:
+        out(f"DAGs           (paused states not readable: {exc})")
+        return {}
+    out(f"DAGs           {paused_line(states)}")
+    return states
+
+
 def print_summary(stack: Stack | DistributedStack, run: dict | None, out: Out = say) -> None:
     out("\n================ summary ================")
     if run is not None:
@@ -86,6 +103,7 @@ def print_summary(stack: Stack | DistributedStack, run: dict | None, out: Out = 
         timing = f" in {took:.0f}s" if took is not None else ""
         timing += f" ({since:.0f}s from trigger to end)" if since is not None else ""
         out(f"run            {TRAINING_DAG} / {run.get('dag_run_id')}: {run.get('state')}{timing}")
+    print_dag_states(stack, out)
     _print_model(stack, out)
     if isinstance(stack, DistributedStack):
         _print_distributed_logins(stack, out)

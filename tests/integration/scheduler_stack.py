@@ -145,11 +145,13 @@ def scheduler_stack(
     dags_folder: Path | None = None,
     executor: str = airflow_env.LOCAL_EXECUTOR,
     project: dict[str, Any] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """A project under ``root`` whose SQL source holds ``first_day``..``last_day``, and a running stack on it.
 
     ``project`` replaces the small test settings (:data:`PROJECT`) that ``overrides`` are laid over;
     benchmarks pass their own, and their own ``dags_folder``, ``rows_per_day`` and ``executor``.
+    ``extra_env`` goes to every Airflow process (e.g. ``AIRFLOW_CONN_*`` connections).
     """
     params_file = write_project(root, {**(PROJECT if project is None else project), **(overrides or {})})
     seed(params_file, end=last_day, days=(last_day - first_day).days + 1, rows_per_day=rows_per_day)
@@ -174,6 +176,7 @@ def scheduler_stack(
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "DVC_NO_ANALYTICS": "1",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            **(extra_env or {}),
         },
     )
     for user in credentials.STACK_USERS:  # admin, and the viewer and op logins of the control-room tests
