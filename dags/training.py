@@ -1,4 +1,7 @@
-"""training: ingest -> validate -> prepare -> train -> evaluate -> register for one as-of date.
+"""training__<model>: ingest -> validate -> prepare -> train -> evaluate -> register for one as-of date.
+
+One DAG per model file (``models/<name>.yaml``; ``training`` for a single params.yaml), built by
+``retrainer_airflow.per_model.model_dags``: the body below is written once, for a model.
 
 Wiring only: every task body calls one step of ``retrainer.pipeline`` inside
 ``retrainer_airflow.tasks.airflow_outcomes``; heavy libraries are imported inside the tasks, so parsing
@@ -15,22 +18,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, get_current_context, task
+from retrainer_airflow.per_model import DagModel, for_model, model_dags
 from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 from retrainer_operators import RegisterOperator, TrainOperator, ValidateOperator  # plugins/: steps + links
 
-from retrainer.names import DAG_TAG, DVC_POOL, RAW_PARTITIONS_ASSET, TRAINING_DAG
-
-# New raw partitions: drift_monitor runs when this asset is updated (extra: the as-of day).
-RAW_PARTITIONS = Asset(RAW_PARTITIONS_ASSET)
+from retrainer.names import DAG_TAG, DVC_POOL, TRAINING_DAG
 
 
-@dag(
+@model_dags(
     dag_id=TRAINING_DAG,
     description="Retrain the tabular model on the window ending at the run's as-of date",
     # A data-interval timetable, not "@daily" (a trigger timetable in Airflow 3): each scheduled or
     # backfilled run covers the completed day [D, D+1) and trains as of D.
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    schedule=for_model(lambda model: CronDataIntervalTimetable(model.cron("training"), timezone="UTC")),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=4,
@@ -81,7 +82,10 @@ RAW_PARTITIONS = Asset(RAW_PARTITIONS_ASSET)
     },
     doc_md=__doc__,
 )
-def training():
+def training(model: DagModel):
+    # New raw partitions: the model's drift_monitor runs when its asset is updated (extra: the as-of day).
+    RAW_PARTITIONS = model.raw_partitions  # noqa: N806 - the asset, named as in the other DAG files
+
     @task(pool=DVC_POOL, outlets=[RAW_PARTITIONS])
     def ingest() -> dict:
         from datetime import date
@@ -129,6 +133,3 @@ def training():
     validated = ValidateOperator(task_id="validate", ingested=ingest(), pool=DVC_POOL).output
     trained = TrainOperator(task_id="train", prepared=prepare(validated)).output
     RegisterOperator(task_id="register", evaluated=evaluate(trained))
-
-
-training()

@@ -143,9 +143,9 @@ def _refused(exc: httpx.HTTPStatusError, what: str, limit: int) -> HTTPException
 
 
 def _params():
-    from retrainer_airflow.tasks import task_params
+    from retrainer_airflow.tasks import model_params
 
-    return task_params()
+    return model_params(None)
 
 
 def _wants_html(request: Request) -> bool:

@@ -34,7 +34,7 @@ from retrainer.config import (
     read_bytes,
     read_document,
 )
-from retrainer.names import MODEL_NAME_PATTERN, MODELS_DIR, SHARED_MODEL_FILE
+from retrainer.names import MODEL_NAME_PATTERN, MODELS_DIR, SHARED_MODEL_FILE, model_files
 
 _NAME = re.compile(MODEL_NAME_PATTERN)
 
@@ -95,10 +95,7 @@ class Deployment:
 
     def model_files(self) -> dict[str, Path]:
         """name -> file, sorted by name (a single-file deployment: {} — its one model has no file name)."""
-        if self.models_dir is None or not self.models_dir.is_dir():
-            return {}
-        files = sorted(p for p in self.models_dir.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
-        return {p.stem: p for p in files if not p.name.startswith(("_", "."))}
+        return model_files(self.models_dir) if self.models_dir is not None else {}
 
     def names(self) -> list[str]:
         return list(self.model_files())

@@ -6,6 +6,8 @@ standard library is used here, so a DAG file can import it at parse time.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # DAG ids (and the tag every Retrainer DAG carries).
 TRAINING_DAG = "training"
 DRIFT_MONITOR_DAG = "drift_monitor"
@@ -27,6 +29,16 @@ MODEL_TAG_PREFIX = "model:"
 # A model's name is its file's stem: a DAG-id part (letters, digits, "_", "-"; files starting "_" are
 # not models). Its DAG ids stay within Airflow's 250 characters.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
+
+
+def model_files(folder: Path) -> dict[str, Path]:
+    """name -> file of the model files in ``folder`` (``*.yaml``/``*.yml`` not starting with "_" or "."),
+    sorted by name. The one rule of what is a model file (retrainer.deployment; the launcher, without
+    the library's dependencies)."""
+    if not folder.is_dir():
+        return {}
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return {p.stem: p for p in files if not p.name.startswith(("_", "."))}
 
 
 def dag_id(kind: str, model: str | None = None) -> str:

@@ -6,13 +6,15 @@ import pytest
 import yaml
 
 from retrainer.config import ConfigError, load_params
+from retrainer.deployment import find_deployment
+from tests.conftest import repo_model_document
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_repo_params_load_and_resolve_against_their_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the CWD must not matter
-    params = load_params(REPO_ROOT / "params.yaml")
+    params = find_deployment(REPO_ROOT, explicit=REPO_ROOT / "models").load("churn")
     assert params.root == REPO_ROOT
     assert params.source_url == f"sqlite:///{REPO_ROOT / 'data' / 'source.db'}"
     assert params.tracking_uri == f"sqlite:///{REPO_ROOT / '.mlflow' / 'mlflow.db'}"
@@ -23,7 +25,7 @@ def test_repo_params_load_and_resolve_against_their_folder(tmp_path, monkeypatch
 
 def test_env_var_selects_the_params_file(tmp_path, monkeypatch):
     other = tmp_path / "other.yaml"
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = repo_model_document()
     raw["model"]["registered_name"] = "someone-else"
     other.write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("RETRAINER_PARAMS", str(other))
@@ -45,7 +47,7 @@ def test_env_var_selects_the_params_file(tmp_path, monkeypatch):
     ],
 )
 def test_invalid_params_name_the_key_and_the_reason(tmp_path, mutate, expected):
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = repo_model_document()
     mutate(raw)
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(raw))
