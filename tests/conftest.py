@@ -104,13 +104,14 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
     return factory
 
 
-def seed(params_path: Path, end: date = AS_OF, days: int = 16, rows_per_day: int = 300, **kwargs: Any) -> None:
+def seed(params_path: Any, end: date = AS_OF, days: int = 16, rows_per_day: int = 300, **kwargs: Any) -> None:
+    """Seed the source table of a params file (or of loaded params, e.g. one model of a models/ folder)."""
     from datetime import timedelta
 
     from retrainer.config import load_params
     from retrainer.datagen import seed_source
 
-    params = load_params(params_path)
+    params = load_params(params_path) if isinstance(params_path, str | Path) else params_path
     seed_source(
         params.source_url,
         params.source.table,

@@ -344,7 +344,15 @@ def load_model(args: argparse.Namespace) -> Params:
     """The params of the model the arguments name (retrainer.deployment; the project is the CWD)."""
     from retrainer.deployment import find_deployment
 
-    return find_deployment(Path.cwd(), explicit=args.params).load(getattr(args, "model_name", None))
+    found = find_deployment(Path.cwd(), explicit=args.params)
+    name = getattr(args, "model_name", None)
+    if name is None and args.command in DEPLOYMENT_COMMANDS and found.names():
+        name = found.names()[0]  # every model shares the DVC settings (retrainer.deployment checks it)
+    return found.load(name)
+
+
+# Commands about the deployment, not one model: without --model, any model's params will do.
+DEPLOYMENT_COMMANDS = ("init",)
 
 
 def _add_demo_data_commands(sub: argparse._SubParsersAction) -> None:

@@ -160,8 +160,9 @@ class Deployment:
                 loaded[name] = self._load_model(name, file)
             except ConfigError as exc:
                 errors[file] = str(exc)
-        for name, problem in isolation_conflicts(loaded).items():
-            errors[loaded.pop(name).source_file] = problem
+        for name, problem in {**isolation_conflicts(loaded), **shared_conflicts(loaded)}.items():
+            if name in loaded:
+                errors[loaded.pop(name).source_file] = problem
         return dict(loaded), errors
 
 
@@ -200,6 +201,21 @@ def isolation_conflicts(models: dict[str, Params]) -> dict[str, str]:
         + "\n".join(f"  - {line}" for line in lines)
         + "\n  (every model needs its own; leave these keys out to get the per-model defaults)"
         for name, lines in problems.items()
+    }
+
+
+def shared_conflicts(models: dict[str, Params]) -> dict[str, str]:
+    """name -> why the model disagrees with the first model on what every model must share: the one DVC
+    repository's remote (``dvc``; the DVC_POOL serializes all models' DVC work on it)."""
+    if not models:
+        return {}
+    first_name, first = next(iter(models.items()))
+    return {
+        name: f"{params.source_file}: dvc: {params.dvc.remote_name} at {params.dvc_remote_url} differs from "
+        f"{first_name}'s {first.dvc.remote_name} at {first.dvc_remote_url}: all models share one DVC "
+        "repository and remote (set dvc in the shared file only)"
+        for name, params in models.items()
+        if (params.dvc.remote_name, params.dvc_remote_url) != (first.dvc.remote_name, first.dvc_remote_url)
     }
 
 

@@ -134,3 +134,12 @@ def test_dag_ids_and_assets_per_model():
         split_dag_id("something_else")
     assert raw_partitions_asset("churn") == "retrainer_raw_partitions__churn"
     assert raw_partitions_asset() == "retrainer_raw_partitions" and model_tag("churn") == "model:churn"
+
+
+def test_models_share_the_one_dvc_remote(tmp_path):
+    root = _project(tmp_path, "churn", "fraud")
+    path = root / "models" / "fraud.yaml"
+    path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), {"dvc": {"remote_url": "/elsewhere"}})))
+    models, errors = find_deployment(root, explicit=root / "models").load_all()
+    assert list(models) == ["churn"]
+    assert "all models share one DVC repository and remote" in errors[path]
