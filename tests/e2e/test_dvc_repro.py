@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import yaml
 
 from retrainer.deployment import find_deployment
