@@ -1,4 +1,5 @@
-"""The schema of params.yaml, the one configuration file of Retrainer.
+"""The schema of a params file: one model's configuration (a models/<name>.yaml merged over the shared
+file, see retrainer.deployment, or a single params.yaml).
 
 Loading fails fast: an unknown key, a wrong type or a bad value raises ``ConfigError`` naming
 the file, the dotted key and the reason. Relative paths and relative SQLite URLs resolve against
