@@ -7,6 +7,9 @@ same machine load:
 
 * GX gate: ``validate_partition`` as the training DAG calls it (reads the Parquet file, Data Docs
   on), the same without Data Docs, and ``validate_frame`` on a frame already in memory;
+* a first run's window: 28 small daily partitions validated as the training DAG's validate step does
+  (``validate_partitions``: read, GX, reports, Data Docs), each partition alone as before
+  (``validate_partition`` in a loop), and the pandas checks partition by partition;
 * pandas: an independent re-implementation of every expectation type the suite uses, driven by
   the same suite JSON (same columns, bounds, ``mostly``, parameters), on the same file / frame.
 
@@ -50,6 +53,10 @@ REPEATS = int(os.environ.get("BENCH_VALIDATION_REPEATS", 3 if QUICK else 5))
 DAY = date(2026, 1, 15)
 SEED = 42
 TARGET_RATIO = 5.0
+# A first run's window: 28 daily partitions of the demo's size (100k rows in all; quick: 28k).
+WINDOW_DAYS = 28
+WINDOW_ROWS = int(os.environ.get("BENCH_VALIDATION_WINDOW_ROWS", 28_000 if QUICK else 100_000))
+WINDOW_BAD_DAY = 20  # the agreement run breaks this day of the window
 # A day with several incidents: exercises the failure path (details for failed expectations).
 INCIDENTS = (
     IncidentSpec(DAY, "unseen_category", column="region", fraction=0.01),
@@ -267,6 +274,7 @@ def main() -> int:
                 cpu[name].append(time.process_time() - c0)
                 wall[name].append(time.perf_counter() - w0)
 
+    window = _window_benchmark(suite)
     med = {name: _median(values) for name, values in wall.items()}
     med_cpu = {name: _median(values) for name, values in cpu.items()}
     pairs = {
@@ -294,6 +302,7 @@ def main() -> int:
         "meets_target": {"wall": ratios["checks"] <= TARGET_RATIO, "cpu": ratios_cpu["checks"] <= TARGET_RATIO},
         "gx_import_seconds": [round(x, 3) for x in import_seconds],
         "agreement": agreement,
+        "window": window,
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
@@ -308,7 +317,75 @@ def main() -> int:
     tmp_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp_file, RESULTS)
     _print_table(result)
-    return 0 if all(a["same"] for a in agreement.values()) else 1
+    return 0 if all(a["same"] for a in agreement.values()) and window["agreement"]["same"] else 1
+
+
+def _window_partitions(root: Path, incidents: tuple = ()) -> list:
+    first = DAY - timedelta(days=WINDOW_DAYS - 1)
+    parts = []
+    for i in range(WINDOW_DAYS):
+        day = first + timedelta(days=i)
+        path = root / f"dt={day.isoformat()}" / "part.parquet"
+        frame = generate_day(day, WINDOW_ROWS // WINDOW_DAYS, SEED + i, incidents=[x for x in incidents if x.day == day])
+        write_partition(_as_ingested(frame), path)
+        start = datetime(day.year, day.month, day.day)
+        parts.append(validate.PartitionToValidate(path, root / "reports" / day.isoformat(), start,
+                                                  start + timedelta(days=1), day.isoformat()))
+    return parts
+
+
+def _window_benchmark(suite: dict) -> dict:
+    """A first run's 28 partitions: the validate step's gate, the old one-GX-run-per-partition loop and
+    pandas, interleaved; the per-day verdicts of the step's gate and pandas must agree on a broken window."""
+    with tempfile.TemporaryDirectory(prefix="bench-window-") as tmp:
+        root = Path(tmp)
+        clean = _window_partitions(root / "clean")
+        bad_day = clean[WINDOW_BAD_DAY].interval_start.date()
+        broken = _window_partitions(root / "broken", (
+            IncidentSpec(bad_day, "out_of_range", column="tenure_months", fraction=0.02),
+            IncidentSpec(bad_day, "duplicate_keys", fraction=0.01),
+        ))
+        counter = iter(range(10_000))
+
+        def step_gate(parts: list) -> dict:
+            out = root / f"window{next(counter)}"
+            return {p.label: o for p, o in validate.validate_partitions(parts, SUITE, out, build_docs=True)}
+
+        def one_by_one(parts: list) -> None:
+            for p in parts:
+                validate.validate_partition(p.path, SUITE, root / f"alone{next(counter)}", build_docs=True,
+                                            interval_start=p.interval_start, interval_end=p.interval_end)
+
+        def pandas_gate(parts: list) -> dict:
+            return {p.label: pandas_checks(_read(p.path), suite, {"interval_start": p.interval_start,
+                                                                  "interval_end": p.interval_end}) for p in parts}
+
+        gx_days = {day: _failed_keys(o) for day, o in step_gate(broken).items()}
+        pd_days = {day: _pandas_failed_keys(r) for day, r in pandas_gate(broken).items()}
+        agreement = {"same": gx_days == pd_days and bool(gx_days[bad_day.isoformat()])
+                     and not any(v for d, v in gx_days.items() if d != bad_day.isoformat()),
+                     "gx_failed_on_bad_day": sorted(map(list, gx_days[bad_day.isoformat()]))}
+        cases = {"gx_window_step": lambda: step_gate(clean), "gx_window_one_by_one": lambda: one_by_one(clean),
+                 "pandas_window": lambda: pandas_gate(clean), "gx_window_step_failing": lambda: step_gate(broken)}
+        wall: dict[str, list[float]] = {name: [] for name in cases}
+        cpu: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(REPEATS):
+            for name, run in cases.items():
+                w0, c0 = time.perf_counter(), time.process_time()
+                run()
+                cpu[name].append(time.process_time() - c0)
+                wall[name].append(time.perf_counter() - w0)
+    med = {k: round(_median(v), 4) for k, v in wall.items()}
+    med_cpu = {k: round(_median(v), 4) for k, v in cpu.items()}
+    return {
+        "days": WINDOW_DAYS, "rows": WINDOW_ROWS, "median_seconds": med, "median_cpu_seconds": med_cpu,
+        "samples_seconds": {k: [round(x, 4) for x in v] for k, v in wall.items()},
+        "ratio_step_over_pandas": round(med["gx_window_step"] / med["pandas_window"], 2),
+        "ratio_step_over_pandas_cpu": round(med_cpu["gx_window_step"] / med_cpu["pandas_window"], 2),
+        "ratio_one_by_one_over_pandas": round(med["gx_window_one_by_one"] / med["pandas_window"], 2),
+        "speedup_step_over_one_by_one": round(med["gx_window_one_by_one"] / med["gx_window_step"], 2),
+        "agreement": agreement, "target_ratio": TARGET_RATIO,
+    }
 
 
 def _gx_version() -> str:
@@ -341,6 +418,12 @@ def _print_table(result: dict) -> None:
     print(f"GX import (fresh interpreter, not in the ratios): {result['gx_import_seconds']} s")
     ratio, ratio_cpu = result["ratio_gx_over_pandas"]["checks"], result["ratio_gx_over_pandas_cpu"]["checks"]
     print(f"checks ratio: {ratio}x wall, {ratio_cpu}x cpu (target <= {result['target_ratio']}x)")
+    w = result["window"]
+    print(f"first run's window ({w['days']} partitions, {w['rows']:,} rows): validate step "
+          f"{w['median_seconds']['gx_window_step']:.2f} s, one GX run per partition {w['median_seconds']['gx_window_one_by_one']:.2f} s, "
+          f"pandas {w['median_seconds']['pandas_window']:.2f} s: {w['ratio_step_over_pandas']}x "
+          f"(cpu {w['ratio_step_over_pandas_cpu']}x; before: {w['ratio_one_by_one_over_pandas']}x); "
+          f"verdicts {'agree' if w['agreement']['same'] else 'DIFFER'}")
     print(f"written: {RESULTS.relative_to(ROOT)}")
 
 

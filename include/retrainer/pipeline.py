@@ -49,55 +49,39 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
 
     A partition that is gone because an earlier try quarantined it is read again from the source: that
     is the replay after a fix (clearing the failed task in the UI, or a backfill of failed runs). A batch
-    that passes releases its day from quarantine.
+    that passes releases its day from quarantine. Several new partitions (a first run, a window with
+    holes) are validated together (retrainer.validate.window): the same verdicts, far fewer GX runs.
     """
-    from retrainer.ingest import UnreadableValues, ingest_day
-    from retrainer.validate import batches_released, validate_partition
+    from retrainer.validate import PartitionToValidate, batches_released, validate_partitions
 
     results, failures = [], []
+    to_validate: list[tuple[PartitionToValidate, bool]] = []
+    for part in ingest_summary["new_partitions"]:
+        day = date.fromisoformat(part["day"])
+        was_replayed = not Path(part["path"]).exists()
+        path, replay_failure = _partition_to_validate(params, day, Path(part["path"]))
+        if replay_failure is not None:
+            failures.append(replay_failure["reason"])
+            results.append(replay_failure["entry"])
+            continue
+        start, end = day_interval(day)
+        report_dir = params.reports_dir / "validation" / f"dt={day.isoformat()}"
+        to_validate.append((PartitionToValidate(path, report_dir, start, end, day.isoformat()), was_replayed))
+    replayed = {target.label: was_replayed for target, was_replayed in to_validate}
     with batches_released() as free_batch:
-        for part in ingest_summary["new_partitions"]:
-            day = date.fromisoformat(part["day"])
-            path = Path(part["path"])
-            replayed = not path.exists()
-            if replayed:
-                try:
-                    fresh = ingest_day(params, day)
-                except UnreadableValues as exc:
-                    failures.append(str(exc))
-                    results.append(_unreadable_entry(params, day.isoformat(), str(exc), replayed=True))
-                    continue
-                if fresh.path is None:
-                    raise NoData(f"replay of {day.isoformat()}: the source has no rows for it any more")
-                path = Path(fresh.path)
-            start, end = day_interval(day)
-            report_dir = params.reports_dir / "validation" / f"dt={day.isoformat()}"
-            outcome = validate_partition(
-                path,
-                params.path(params.validation.raw_suite),
-                report_dir,
-                interval_start=start,
-                interval_end=end,
-                result_format=params.validation.result_format,
-                build_docs=True,
-            )
-            entry = {
-                "day": day.isoformat(),
-                "success": outcome.success,
-                "replayed": replayed,
-                "report_json": outcome.report_json,
-                "data_docs": outcome.data_docs_index,
-                "warnings": [f.expectation_type + (f"({f.column})" if f.column else "") for f in outcome.warnings()],
-            }
-            if outcome.success:
-                entry["released_from_quarantine"] = release(params, day)
-            else:
-                message = outcome.message()
-                target = quarantine(params, day, [report_dir], message)
-                entry["quarantined_to"] = str(target)
-                failures.append(f"{message}\n  quarantined to: {target}")
+        validated = validate_partitions(
+            [target for target, _ in to_validate],
+            params.path(params.validation.raw_suite),
+            params.reports_dir / "validation" / f"window-as_of={as_of.isoformat()}",
+            result_format=params.validation.result_format,
+            build_docs=True,
+            after_each=free_batch,  # each stack's frames are garbage now: give their memory back
+        )
+        for target, outcome in validated:
+            entry, failure = _gate_entry(params, target, outcome, replayed[target.label])
             results.append(entry)
-            free_batch()  # this partition's frames are garbage now: give their memory back
+            if failure:
+                failures.append(failure)
     for skipped in ingest_summary.get("skipped_days") or []:
         if skipped["status"] != "unreadable":
             continue
@@ -110,6 +94,41 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
     if failures:
         raise GateFailed("data-quality gate failed:\n" + "\n".join(failures))
     return summary
+
+
+def _partition_to_validate(params: Params, day: date, path: Path) -> tuple[Path, dict | None]:
+    """The partition's path, ingested again from the source when an earlier try quarantined it."""
+    from retrainer.ingest import UnreadableValues, ingest_day
+
+    if path.exists():
+        return path, None
+    try:
+        fresh = ingest_day(params, day)
+    except UnreadableValues as exc:
+        return path, {"reason": str(exc), "entry": _unreadable_entry(params, day.isoformat(), str(exc), replayed=True)}
+    if fresh.path is None:
+        raise NoData(f"replay of {day.isoformat()}: the source has no rows for it any more")
+    return Path(fresh.path), None
+
+
+def _gate_entry(params: Params, target, outcome, replayed: bool) -> tuple[dict, str | None]:
+    """A validated day's summary entry; a failing day is quarantined (the failure's message returned)."""
+    day = date.fromisoformat(target.label)
+    entry = {
+        "day": target.label,
+        "success": outcome.success,
+        "replayed": replayed,
+        "report_json": outcome.report_json,
+        "data_docs": outcome.data_docs_index,
+        "warnings": [f.expectation_type + (f"({f.column})" if f.column else "") for f in outcome.warnings()],
+    }
+    if outcome.success:
+        entry["released_from_quarantine"] = release(params, day)
+        return entry, None
+    message = outcome.message()
+    target_dir = quarantine(params, day, [target.report_dir], message)
+    entry["quarantined_to"] = str(target_dir)
+    return entry, f"{message}\n  quarantined to: {target_dir}"
 
 
 def _unreadable_entry(params: Params, day: str, reason: str | None, *, replayed: bool) -> dict:

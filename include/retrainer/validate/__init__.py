@@ -6,7 +6,7 @@ run's data interval reaches the suite through GX suite parameters (``{"$PARAMETE
 
 The package, by concern: ``suite`` (reading and checking a suite), ``run`` (validating a partition or
 a frame), ``results`` (the failed expectations with their evidence, the outcome, ``validation.json``),
-``gx`` (Great Expectations plumbing: its import, an in-memory context, memory between batches).
+``window`` (many partitions at once, same verdicts, fewer GX runs), ``gx`` (Great Expectations plumbing: its import, an in-memory context, memory between batches).
 
 Great Expectations is imported inside the functions: importing it takes seconds, and modules that
 merely import this package (DAG files, the CLI) should not pay for it.
@@ -28,6 +28,7 @@ from retrainer.validate.run import (
     validate_partition,
 )
 from retrainer.validate.suite import SEVERITIES, load_suite, parse_suite
+from retrainer.validate.window import PartitionToValidate, validate_partitions
 
 __all__ = [
     "DOCS_DIR",
@@ -38,6 +39,7 @@ __all__ = [
     "RESULT_FORMATS",
     "SEVERITIES",
     "FailedExpectation",
+    "PartitionToValidate",
     "PartitionUnreadable",
     "ValidationOutcome",
     "batches_released",
@@ -47,4 +49,5 @@ __all__ = [
     "read_partition",
     "validate_frame",
     "validate_partition",
+    "validate_partitions",
 ]

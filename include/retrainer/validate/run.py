@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrainer.validate.gx import DOCS_SITE, arrow_strings, ephemeral_context, import_gx, lean_pandas_engine
+from retrainer.validate.gx import (
+    DOCS_SITE,
+    arrow_strings,
+    cached_docs_templates,
+    ephemeral_context,
+    import_gx,
+    lean_pandas_engine,
+)
 from retrainer.validate.results import FailedExpectation, ValidationOutcome, failed_expectation, write_report
 from retrainer.validate.suite import load_suite
 
@@ -55,7 +62,7 @@ def validate_frame(
     """
     suite_path, report_dir = Path(suite_path), Path(report_dir)
     _check_arguments(df, result_format, build_docs)
-    suite, params = _suite_and_parameters(suite_path, interval_start, interval_end, extra_parameters)
+    suite, params = suite_and_parameters(suite_path, interval_start, interval_end, extra_parameters)
 
     report_dir.mkdir(parents=True, exist_ok=True)
     docs_dir = report_dir / DOCS_DIR
@@ -63,7 +70,8 @@ def validate_frame(
     run = _run_suite(context, suite, df, params, result_format, partition_label)
     docs_built = build_docs is True or (build_docs == "on_failure" and bool(run.failed))
     if docs_built:
-        context.build_data_docs(site_names=[DOCS_SITE])
+        with cached_docs_templates():
+            context.build_data_docs(site_names=[DOCS_SITE])
     failed = [failed_expectation(r, run.detailed.get(id(r), r), run.df) for r in run.failed]
     failed += non_finite_failures(run.df)
 
@@ -93,11 +101,11 @@ def _check_arguments(df: Any, result_format: str, build_docs: bool | str) -> Non
         raise ValueError(f"build_docs must be one of {DOCS_MODES}, got {build_docs!r}")
 
 
-def _suite_and_parameters(
+def suite_and_parameters(
     suite_path: Path, interval_start: datetime, interval_end: datetime, extra_parameters: dict[str, Any] | None
 ) -> tuple[gx.ExpectationSuite, dict[str, Any]]:
     """The suite, and the parameters it names: the run's interval (naive UTC) and the extra ones."""
-    start, end = _naive_utc(interval_start), _naive_utc(interval_end)
+    start, end = naive_utc(interval_start), naive_utc(interval_end)
     if not start < end:
         raise ValueError(f"interval_start ({start}) must be before interval_end ({end})")
     suite = load_suite(suite_path)
@@ -136,7 +144,7 @@ def _run_suite(context, suite, df: pd.DataFrame, params: dict, result_format: st
         gx.ValidationDefinition(name=f"{suite.name}-{_ASSET}", data=batch_definition, suite=suite)
     )
     run_time = datetime.now(UTC)
-    run_name = f"{_safe_label(partition_label)}__{run_time:%Y%m%dT%H%M%S%fZ}"
+    run_name = f"{safe_label(partition_label)}__{run_time:%Y%m%dT%H%M%S%fZ}"
     with lean_pandas_engine():
         df = arrow_strings(df)  # inside: under Copy-on-Write, assign() copies no other column
         # A ValidationDefinition run rather than a Checkpoint: the same validation and stored result
@@ -222,7 +230,7 @@ def _rerun_with_details(batch_definition, suite, failed_results: list, df, param
     }
 
 
-def _naive_utc(value: datetime) -> datetime:
+def naive_utc(value: datetime) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"interval bounds must be datetimes, got {type(value).__name__}")
     if value.tzinfo is not None:
@@ -233,7 +241,7 @@ def _naive_utc(value: datetime) -> datetime:
     )
 
 
-def _safe_label(label: str) -> str:
+def safe_label(label: str) -> str:
     """A run name usable as a Data Docs path segment: the last two path parts, no slashes."""
     tail = "_".join(Path(label).parts[-2:]) or "partition"
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", tail)[-80:]

@@ -1,0 +1,119 @@
+"""Validating a window's partitions together: the verdict of every partition is the one it gets alone."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrainer import validate as v
+from retrainer.datagen import IncidentSpec, generate_day
+from retrainer.ingest import write_partition
+from retrainer.validate.window import is_row_wise, split_suite
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITE = ROOT / "validation_suites" / "churn_raw.json"
+FIRST = date(2026, 1, 10)
+DAYS = [FIRST + timedelta(days=i) for i in range(4)]
+BAD_DAY = DAYS[2]
+ROWS = 400
+
+
+def _partitions(root: Path, incidents: tuple[IncidentSpec, ...] = (), infinite: bool = False) -> list:
+    parts = []
+    for day in DAYS:
+        frame = generate_day(day, ROWS, seed=7, incidents=tuple(i for i in incidents if i.day == day))
+        if infinite and day == BAD_DAY:
+            frame.loc[frame.index[:3], "total_charges"] = np.inf
+        path = root / "raw" / f"dt={day.isoformat()}" / "part.parquet"
+        write_partition(frame, path)
+        start = datetime(day.year, day.month, day.day)
+        parts.append(v.PartitionToValidate(path, root / "reports" / f"dt={day}", start, start + timedelta(days=1),
+                                           day.isoformat()))
+    return parts
+
+
+def _failed(outcome: v.ValidationOutcome) -> set[tuple[str, str | None, str]]:
+    return {(f.expectation_type, f.column, f.severity) for f in outcome.failed}
+
+
+def _alone(part: v.PartitionToValidate, tmp_path: Path) -> v.ValidationOutcome:
+    return v.validate_partition(part.path, SUITE, tmp_path / "alone" / part.label, build_docs=False,
+                                interval_start=part.interval_start, interval_end=part.interval_end)
+
+
+def test_the_churn_suite_splits_into_row_wise_and_per_partition_halves():
+    suite = v.load_suite(SUITE)
+    row_wise, per_partition = split_suite(suite)
+    assert len(row_wise) + len(per_partition) == len(suite.expectations)
+    kinds = {c["type"] for c in per_partition}
+    # Aggregates, uniqueness, tolerances and the interval can only be judged partition by partition.
+    assert {"expect_table_row_count_to_be_between", "expect_column_values_to_be_unique",
+            "expect_column_mean_to_be_between"} <= kinds
+    assert not any(is_row_wise(c) for c in per_partition)
+    assert is_row_wise({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x"}})
+    assert not is_row_wise({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x", "mostly": 0.9}})
+    assert not is_row_wise({"type": "expect_column_values_to_be_between",
+                            "kwargs": {"column": "t", "min_value": {"$PARAMETER": "interval_start"}}})
+
+
+def test_a_clean_window_passes_from_one_stacked_run_with_complete_reports(tmp_path):
+    parts = _partitions(tmp_path)
+    outcomes = list(v.validate_partitions(parts, SUITE, tmp_path / "window"))
+    assert [p.label for p, _ in outcomes] == [p.label for p in parts]
+    expectations = len(v.load_suite(SUITE).expectations)
+    for part, outcome in outcomes:
+        assert outcome.success and not outcome.failed
+        assert outcome.evaluated == expectations  # both halves: the whole suite was judged
+        report = json.loads((part.report_dir / "validation.json").read_text())
+        assert report["success"] and report["gx_result"]["rows_run"]["run_id"]
+        assert report["suite_parameters"]["interval_start"].startswith(part.label)
+        assert outcome.data_docs_index and Path(outcome.data_docs_index).is_file()
+    window = json.loads((tmp_path / "window" / "window.json").read_text())
+    assert window["success"] and len(window["partitions"]) == len(parts)
+
+
+@pytest.mark.parametrize(
+    "incident",
+    [
+        IncidentSpec(BAD_DAY, "out_of_range", column="tenure_months", fraction=0.05),
+        IncidentSpec(BAD_DAY, "unseen_category", column="region", fraction=0.05),
+        IncidentSpec(BAD_DAY, "nulls", column="monthly_charges", fraction=0.2),
+        IncidentSpec(BAD_DAY, "duplicate_keys", fraction=0.05),
+        IncidentSpec(BAD_DAY, "outside_interval", fraction=0.05),
+        IncidentSpec(BAD_DAY, "missing_column", column="tenure_months"),
+        IncidentSpec(BAD_DAY, "wrong_type", column="total_charges"),
+    ],
+    ids=lambda i: i.kind,
+)
+def test_every_partition_gets_the_verdict_and_evidence_it_gets_alone(tmp_path, incident):
+    parts = _partitions(tmp_path, (incident,))
+    together = dict((p.label, o) for p, o in v.validate_partitions(parts, SUITE, tmp_path / "window",
+                                                                    build_docs="on_failure"))
+    for part in parts:
+        alone = _alone(part, tmp_path)
+        assert together[part.label].success == alone.success, part.label
+        assert _failed(together[part.label]) == _failed(alone), part.label
+        if not alone.success:
+            assert together[part.label].message().count("[critical]") == alone.message().count("[critical]")
+    assert not together[BAD_DAY.isoformat()].success
+    assert all(together[d.isoformat()].success for d in DAYS if d != BAD_DAY)
+
+
+def test_non_finite_values_in_one_partition_send_the_stack_to_the_full_gate(tmp_path):
+    parts = _partitions(tmp_path, infinite=True)
+    together = dict((p.label, o) for p, o in v.validate_partitions(parts, SUITE, tmp_path / "window"))
+    bad = together[BAD_DAY.isoformat()]
+    assert not bad.success and ("retrainer_numeric_values_finite", "total_charges", "critical") in _failed(bad)
+    assert all(together[d.isoformat()].success for d in DAYS if d != BAD_DAY)
+
+
+def test_stacks_hold_at_most_chunk_rows(tmp_path):
+    parts = _partitions(tmp_path)
+    outcomes = list(v.validate_partitions(parts, SUITE, tmp_path / "window", build_docs=False, chunk_rows=ROWS))
+    for part, outcome in outcomes:
+        report = json.loads((part.report_dir / "validation.json").read_text())
+        assert outcome.success and "rows_run" not in report["gx_result"]  # each one validated alone
