@@ -210,8 +210,7 @@ def icon() -> Response:
 def control_room_page(request: Request, user: User) -> HTMLResponse:
     found = _deployment()
     if found.multi and len(found.names()) != 1:
-        require(user, "GET")
-        data = _models_overview(request)
+        data = _models_overview(request, user)
         html = render.models_page(data, _prefix(request), _airflow_base(request), _name(user))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
     return _model_page(request, user, None)
@@ -233,10 +232,14 @@ def _model_page(request: Request, user: Any, model: str | None) -> HTMLResponse:
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
-def _models_overview(request: Request) -> dict:
-    """Every model's row; the newest run of each training DAG from the REST API (as the caller)."""
+def _models_overview(request: Request, user: Any) -> dict:
+    """A row for every model whose runs the caller may look at (403 if none); the newest run of each
+    training DAG from the REST API, as the caller."""
     found = _deployment()
     models, refused = found.load_all()
+    models = {name: params for name, params in models.items() if may(user, "GET", dag_of(TRAINING_DAG, name))}
+    if not models and not refused:
+        raise HTTPException(403, f"user {user.get_name()!r} may not look at the runs of any model")
     last_runs = {}
     for name in models:
         training = dag_of(TRAINING_DAG, name)
@@ -251,8 +254,7 @@ def _models_overview(request: Request) -> dict:
 
 @app.get("/api/models")
 def models_json(request: Request, user: User) -> JSONResponse:
-    require(user, "GET")
-    return JSONResponse(_models_overview(request), headers={"Cache-Control": "no-store"})
+    return JSONResponse(_models_overview(request, user), headers={"Cache-Control": "no-store"})
 
 
 @app.get("/api/overview")

@@ -293,3 +293,9 @@ def test_the_lineage_of_a_models_run_reads_that_models_params(models_app, monkey
     assert 'href="/retrainer/models/fraud/"' in page.text  # back to the model's page
     assert models_app.get("/models/fraud/", headers={"Accept": "text/html"}).status_code == 200
     assert models_app.get("/api/runs/training__nope/manual__1").status_code == 404
+
+
+def test_the_list_shows_only_the_models_the_caller_may_look_at(models_app, monkeypatch):
+    monkeypatch.setattr(plugin, "may", lambda user, method, dag_id="training": dag_id == "training__churn")
+    assert [row["name"] for row in models_app.get("/api/models").json()["models"]] == ["churn"]
+    assert models_app.get("/models/fraud/api/overview").status_code == 403
