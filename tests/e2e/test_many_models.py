@@ -48,7 +48,10 @@ def running(tmp_path_factory):
 def _versions(params) -> list:
     from retrainer.tracking import mlflow_client
 
-    return mlflow_client(params).search_model_versions(f"name = '{params.model.registered_name}'")
+    client, name = mlflow_client(params), params.model.registered_name
+    found = client.search_model_versions(f"name = '{name}'")
+    # Search results carry no aliases: read each version.
+    return [client.get_model_version(name, str(v.version)) for v in sorted(found, key=lambda v: int(v.version))]
 
 
 def _files(folder) -> dict[str, str]:
