@@ -1,4 +1,5 @@
-"""training__<model>: ingest -> validate -> prepare -> train -> evaluate -> register for one as-of date.
+"""training__<model>: ingest -> validate -> prepare -> train -> evaluate -> register (-> approve ->
+apply_approval with ``registry.promotion: manual``) for one as-of date.
 
 One DAG per model file (``models/<name>.yaml``; ``training`` for a single params.yaml), built by
 ``retrainer_airflow.per_model.model_dags``: the body below is written once, for a model.
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, get_current_context, task
 from retrainer_airflow.per_model import DagModel, for_model, model_dags
+from retrainer_approval import ApplyApprovalOperator, ChampionApprovalOperator  # plugins/: human in the loop
 from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 from retrainer_operators import RegisterOperator, TrainOperator, ValidateOperator  # plugins/: steps + links
 
@@ -132,4 +134,8 @@ def training(model: DagModel):
 
     validated = ValidateOperator(task_id="validate", ingested=ingest(), pool=DVC_POOL).output
     trained = TrainOperator(task_id="train", prepared=prepare(validated)).output
-    RegisterOperator(task_id="register", evaluated=evaluate(trained))
+    evaluated = evaluate(trained)
+    registered = RegisterOperator(task_id="register", evaluated=evaluated).output
+    # registry.promotion: manual: a person approves or rejects under Required actions (else both skip).
+    answer = ChampionApprovalOperator(task_id="approve", evaluated=evaluated, registered=registered).output
+    ApplyApprovalOperator(task_id="apply_approval", evaluated=evaluated, registered=registered, answer=answer)

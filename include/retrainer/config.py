@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -152,11 +153,56 @@ class EvaluationConfig(_Strict):
     guards: GuardsConfig = GuardsConfig()
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """A duration from params.yaml: ``"3d"``, ``"12h"``, ``"30m"``, ``"90s"`` (or a number of seconds)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a duration such as '3d', '12h', '30m' or '90s', got {value!r}")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value)
+    if not match:
+        raise ValueError(f"expected a duration such as '3d', '12h', '30m' or '90s', got {value!r}")
+    return timedelta(seconds=float(match[1]) * _DURATION_UNITS[match[2]])
+
+
 class RegistryConfig(_Strict):
     promotion: Literal["auto", "manual"] = "auto"
     history_length: int = Field(default=20, ge=1, le=200)
     lock_dir: str | None = None
     lock_timeout_s: float = Field(default=120.0, gt=0)
+    # promotion: manual: how long the training run's approval task waits; no answer by then rejects.
+    approval_timeout: timedelta = timedelta(days=3)
+    # Who may answer the approval task (Airflow user ids; SimpleAuthManager: the user name). Empty:
+    # everyone allowed to change the training DAG's runs (Airflow's DAG edit permission; not viewers).
+    approvers: list[str] = Field(default_factory=list)
+
+    @field_validator("approval_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("approval_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError(f"must be at least 1 second, got {value.total_seconds():g}s")
+        return value
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers_named_once(cls, value: list[str]) -> list[str]:
+        blank = [v for v in value if not v.strip()]
+        if blank:
+            raise ValueError("user ids must not be empty")
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"users named more than once: {repeated}")
+        return value
 
 
 class ScoringConfig(_Strict):

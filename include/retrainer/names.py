@@ -76,3 +76,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "champion-previous"
 REGISTRY_ALIASES = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
+
+# The answers of a training run's approval task (registry.promotion: manual; Airflow ApprovalOperator's labels).
+APPROVE = "Approve"
+REJECT = "Reject"

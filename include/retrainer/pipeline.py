@@ -76,6 +76,7 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
             result_format=params.validation.result_format,
             build_docs=True,
             after_each=free_batch,  # each stack's frames are garbage now: give their memory back
+            alone={as_of.isoformat()},  # the run's own day keeps its full report and Data Docs
         )
         for target, outcome in validated:
             entry, failure = _gate_entry(params, target, outcome, replayed[target.label])

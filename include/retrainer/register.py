@@ -69,6 +69,7 @@ LINEAGE_TAGS = (
     "airflow.reason",
     "airflow.trigger_report",  # the drift report behind a drift-triggered retrain
 )
+NO_CHAMPION = "none"  # promote_version's expected_champion when there must be no champion yet
 MAX_HISTORY_CHARS = 4500  # tag values are bounded on some servers; older entries drop off first
 MAX_REASON_CHARS = 500
 
@@ -495,7 +496,8 @@ def promote_version(
 ) -> ChampionMove:
     """Make ``version`` the champion by hand (approval). Refused if its gate failed, it is older than the
     champion or a rollback demoted it, unless ``override``; a check-and-set against ``expected_champion``
-    when given. Idempotent: promoting the current champion changes nothing (so a retry is safe)."""
+    when given (``NO_CHAMPION``: there must be none yet). Idempotent: promoting the current champion
+    changes nothing (so a retry is safe)."""
     name = params.model.registered_name
     version = str(version)
     if not str(reason or "").strip():
@@ -511,10 +513,9 @@ def promote_version(
                 name, "promote", version, before, by, reason, at, False, f"v{version} is already the champion",
                 champion_history(params),
             )
-        if expected_champion is not None and before != str(expected_champion):
-            raise ChampionMoved(
-                f"champion is v{before}, not v{expected_champion} as the request expected: nothing moved"
-            )
+        if expected_champion is not None and (before or NO_CHAMPION) != str(expected_champion):
+            expected = "no champion" if str(expected_champion) == NO_CHAMPION else f"v{expected_champion}"
+            raise ChampionMoved(f"champion is v{before}, not {expected} as the request expected: nothing moved")
         problems = _promotion_problems(params, mv, current)
         if problems and not override:
             raise PromotionRefused(

@@ -32,6 +32,12 @@ RUN_TYPE_TAG = "retrainer.run_type"
 HISTORICAL_TAG = "retrainer.historical"
 DEMOTED_TAG = "retrainer.demoted"
 HISTORY_TAG = "retrainer.champion_history"
+# The answer to a training run's approval task (registry.promotion: manual), on the version it was about:
+# who answered (or "timeout"), why, and when; APPROVAL_TAG then says approved_manual / rejected_manual /
+# rejected_timeout / stale.
+APPROVAL_BY_TAG = "retrainer.approval_by"
+APPROVAL_REASON_TAG = "retrainer.approval_reason"
+APPROVAL_AT_TAG = "retrainer.approval_at"
 
 
 def mlflow_client(params: Params) -> MlflowClient:

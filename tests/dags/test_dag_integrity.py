@@ -138,7 +138,8 @@ def test_training_runs_the_six_steps_in_order(dag_report):
     training = dag_report["dags"][IDS[TRAINING_DAG]]
     # Scheduled runs and backfills must have a data interval: their as-of date is the interval's day.
     assert training["timetable"] == "CronDataIntervalTimetable"
-    assert training["tasks"] == ["ingest", "validate", "prepare", "train", "evaluate", "register"]
+    assert training["tasks"] == ["ingest", "validate", "prepare", "train", "evaluate", "register", "approve",
+                                 "apply_approval"]
     assert {"as_of", "window_days", "force", "note"} <= set(training["params"])
 
 

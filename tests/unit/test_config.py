@@ -44,6 +44,13 @@ def test_env_var_selects_the_params_file(tmp_path, monkeypatch):
         (lambda raw: raw.pop("dataset"), "dataset: Field required"),
         (lambda raw: raw["dataset"].update(label="tenure_months"), "columns named more than once: ['tenure_months']"),
         (lambda raw: raw["run"].update(as_of="yesterday"), "run.as_of"),
+        (lambda raw: raw["registry"].update(approval_timeout="three days"), "registry.approval_timeout: Value error, "
+         "expected a duration such as '3d'"),
+        (lambda raw: raw["registry"].update(approval_timeout="0s"), "registry.approval_timeout: Value error, must be "
+         "at least 1 second"),
+        (lambda raw: raw["registry"].update(approvers=["admin", "admin"]), "registry.approvers: Value error, users "
+         "named more than once: ['admin']"),
+        (lambda raw: raw["registry"].update(approvers=[" "]), "registry.approvers: Value error, user ids must not"),
     ],
 )
 def test_invalid_params_name_the_key_and_the_reason(tmp_path, mutate, expected):
@@ -68,3 +75,20 @@ def test_unreadable_and_malformed_files(tmp_path):
     listy.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_params(listy)
+
+
+def test_approval_settings_default_to_three_days_and_everyone_who_may_promote(tmp_path):
+    from datetime import timedelta
+
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for key in ("approval_timeout", "approvers"):
+        raw["registry"].pop(key, None)  # a params file from before these settings still loads
+    old = tmp_path / "params.yaml"
+    old.write_text(yaml.safe_dump(raw))
+    registry = load_params(old).registry
+    assert (registry.approval_timeout, registry.approvers) == (timedelta(days=3), [])
+    assert load_params(REPO_ROOT / "params.yaml").registry.approval_timeout == timedelta(days=3)
+    for given, seconds in (("12h", 43200), ("1.5m", 90), ("30s", 30), (45, 45)):
+        raw["registry"]["approval_timeout"] = given
+        old.write_text(yaml.safe_dump(raw))
+        assert load_params(old).registry.approval_timeout.total_seconds() == seconds

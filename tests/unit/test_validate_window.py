@@ -117,3 +117,15 @@ def test_stacks_hold_at_most_chunk_rows(tmp_path):
     for part, outcome in outcomes:
         report = json.loads((part.report_dir / "validation.json").read_text())
         assert outcome.success and "rows_run" not in report["gx_result"]  # each one validated alone
+
+
+def test_partitions_named_alone_keep_their_own_full_report_and_docs_in_order(tmp_path):
+    parts = _partitions(tmp_path)
+    outcomes = list(v.validate_partitions(parts, SUITE, tmp_path / "window", alone={DAYS[-1].isoformat()}))
+    assert [p.label for p, _ in outcomes] == [p.label for p in parts]
+    last, outcome = outcomes[-1]
+    report = json.loads((last.report_dir / "validation.json").read_text())
+    assert outcome.success and "rows_run" not in report["gx_result"]
+    assert outcome.data_docs_index == str(last.report_dir / "data_docs" / "index.html")
+    first_report = json.loads((parts[0].report_dir / "validation.json").read_text())
+    assert "rows_run" in first_report["gx_result"]

@@ -26,7 +26,7 @@ fixed cost is small beside their checks). The stack's Data Docs site (one page: 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,15 +129,17 @@ def validate_partitions(
     build_docs: bool | str = True,
     chunk_rows: int = CHUNK_ROWS,
     after_each: Callable[[], None] | None = None,
+    alone: Collection[str] = (),
 ) -> Iterator[tuple[PartitionToValidate, ValidationOutcome]]:
     """Validate every partition against the suite; yields (partition, outcome) in the given order.
 
     The outcome is what :func:`validate_partition` gives for that partition alone (see the module's
-    docstring for why). ``after_each`` runs after each stack (e.g. ``batches_released``' release).
-    Raises :class:`PartitionUnreadable` for a partition that cannot be read.
+    docstring for why). Partitions whose label is in ``alone`` are always validated alone, with their
+    own Data Docs (the run's own day, the one people open). ``after_each`` runs after each stack (e.g.
+    ``batches_released``' release). Raises :class:`PartitionUnreadable` for a partition that cannot be read.
     """
     suite_path, window_dir = Path(suite_path), Path(window_dir)
-    for stack in _stacks(partitions, chunk_rows):
+    for stack in _stacks(partitions, chunk_rows, alone):
         if len(stack) == 1:
             part, df = stack[0]
             yield part, _alone(part, df, suite_path, result_format, build_docs)
@@ -148,18 +150,22 @@ def validate_partitions(
 
 
 def _stacks(
-    partitions: Sequence[PartitionToValidate], chunk_rows: int
+    partitions: Sequence[PartitionToValidate], chunk_rows: int, alone: Collection[str]
 ) -> Iterator[list[tuple[PartitionToValidate, pd.DataFrame]]]:
-    """Consecutive partitions read and grouped until a group holds ``chunk_rows`` rows."""
+    """Consecutive partitions read and grouped until a group holds ``chunk_rows`` rows; each one of
+    ``alone`` is a group by itself."""
     stack: list[tuple[PartitionToValidate, pd.DataFrame]] = []
     rows = 0
     for part in partitions:
         df = read_partition(part.path)
-        if stack and rows + len(df) > chunk_rows:
+        if stack and (rows + len(df) > chunk_rows or part.label in alone):
             yield stack
             stack, rows = [], 0
         stack.append((part, df))
         rows += len(df)
+        if part.label in alone:
+            yield stack
+            stack, rows = [], 0
     if stack:
         yield stack
 
