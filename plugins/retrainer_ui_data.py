@@ -88,11 +88,13 @@ def report_path(params: Params, path: str | Path | None) -> str | None:
     return full.relative_to(root).as_posix() if full.is_relative_to(root) else None
 
 
-def report_url(relative: str | None, base: str = "") -> str | None:
-    """The URL the plugin serves a report at (``base``: the Airflow UI's base URL, or "" for a path)."""
+def report_url(relative: str | None, base: str = "", model: str | None = None) -> str | None:
+    """The URL the plugin serves a report at (``base``: the Airflow UI's base URL, or "" for a path), under
+    ``/models/<model>`` for a model of a models/ deployment (its reports folder)."""
     if not relative:
         return None
-    return f"{base.rstrip('/')}{REPORTS_ROUTE}{quote(relative, safe='/=')}"
+    route = f"{URL_PREFIX}/models/{quote(model, safe='')}/reports/" if model else REPORTS_ROUTE
+    return f"{base.rstrip('/')}{route}{quote(relative, safe='/=')}"
 
 
 def mlflow_ui_url(params: Params) -> str | None:

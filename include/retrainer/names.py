@@ -56,6 +56,14 @@ def split_dag_id(value: str) -> tuple[str, str | None]:
     raise ValueError(f"not a Retrainer DAG id: {value!r}")
 
 
+def model_of(value: str) -> str | None:
+    """The model of a DAG id (its ``__<name>`` suffix); None for a bare id or a DAG that is not Retrainer's."""
+    try:
+        return split_dag_id(value)[1]
+    except ValueError:
+        return None
+
+
 def model_tag(model: str) -> str:
     return f"{MODEL_TAG_PREFIX}{model}"
 

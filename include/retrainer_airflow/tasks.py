@@ -13,17 +13,21 @@ from contextlib import contextmanager
 from typing import Any
 
 from retrainer.config import ConfigError, Params
-from retrainer.names import split_dag_id
+from retrainer.names import model_of
 from retrainer_airflow.links import run_ui_url
 from retrainer_airflow.per_model import PROJECT_ROOT as PROJECT_ROOT  # re-exported: where a task looks
 from retrainer_airflow.per_model import deployment
 
 
-def current_model() -> str | None:
-    """The model of the running task: its DAG id's ``__<name>`` suffix (None: a bare id, one params file)."""
-    from airflow.sdk import get_current_context
+def current_model(context: Mapping[str, Any] | None = None) -> str | None:
+    """The model of the running task (or of ``context``): its DAG id's ``__<name>`` suffix (None: a bare
+    id, one params file, or a DAG that is not one of Retrainer's)."""
+    if context is None:
+        from airflow.sdk import get_current_context
 
-    return split_dag_id(get_current_context()["dag_run"].dag_id)[1]
+        context = get_current_context()
+    dag_run = context.get("dag_run")
+    return model_of(dag_run.dag_id) if dag_run is not None else None
 
 
 def model_params(model: str | None) -> Params:

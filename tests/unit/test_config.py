@@ -80,14 +80,15 @@ def test_unreadable_and_malformed_files(tmp_path):
 def test_approval_settings_default_to_three_days_and_everyone_who_may_promote(tmp_path):
     from datetime import timedelta
 
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = repo_model_document()
     for key in ("approval_timeout", "approvers"):
         raw["registry"].pop(key, None)  # a params file from before these settings still loads
     old = tmp_path / "params.yaml"
     old.write_text(yaml.safe_dump(raw))
     registry = load_params(old).registry
     assert (registry.approval_timeout, registry.approvers) == (timedelta(days=3), [])
-    assert load_params(REPO_ROOT / "params.yaml").registry.approval_timeout == timedelta(days=3)
+    repo = find_deployment(REPO_ROOT, explicit=REPO_ROOT / "models").load("churn")
+    assert repo.registry.approval_timeout == timedelta(days=3)
     for given, seconds in (("12h", 43200), ("1.5m", 90), ("30s", 30), (45, 45)):
         raw["registry"]["approval_timeout"] = given
         old.write_text(yaml.safe_dump(raw))
