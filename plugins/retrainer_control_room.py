@@ -364,14 +364,14 @@ def _lineage(request: Request, user: Any, dag_id: str, run_id: str) -> dict:
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
     data["state"] = run.get("state")
-    data["model"] = model
+    data["model_file"] = model  # the run's model of a models/ deployment ("model" is the version it registered)
     return data
 
 
 @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse)
 def lineage_page(dag_id: str, run_id: str, request: Request, user: User) -> HTMLResponse:
     data = _lineage(request, user, dag_id, run_id)
-    prefix = _model_prefix(request, data["model"])  # its report links: the model's reports
+    prefix = _model_prefix(request, data["model_file"])  # its report links: the model's reports
     return HTMLResponse(render.lineage(data, prefix, _airflow_base(request)), headers={"Cache-Control": "no-store"})
 
 

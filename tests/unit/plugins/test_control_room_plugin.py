@@ -290,6 +290,8 @@ def test_the_lineage_of_a_models_run_reads_that_models_params(models_app, monkey
         200, {"dag_run_id": "manual__1", "state": "success", "conf": {"as_of": DAY}})})
     page = models_app.get("/runs/training__fraud/manual__1", headers={"Accept": "text/html"})
     assert page.status_code == 200 and seen == {"model": "retrainer-fraud", "dag_id": "training__fraud"}
+    answer = models_app.get("/api/runs/training__fraud/manual__1").json()
+    assert answer["model_file"] == "fraud" and answer["model"] is None  # "model": the version the run registered
     assert 'href="/retrainer/models/fraud/"' in page.text  # back to the model's page
     assert models_app.get("/models/fraud/", headers={"Accept": "text/html"}).status_code == 200
     assert models_app.get("/api/runs/training__nope/manual__1").status_code == 404
