@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, get_current_context, task
 from retrainer_airflow.per_model import DagModel, for_model, model_dags
-from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
+from retrainer_notifier import deadline_alerts, notified_task_defaults  # plugins/: notifiers, deadlines
 
 from retrainer.names import BATCH_SCORING_DAG, CHAMPION, DAG_TAG
 
@@ -35,6 +35,7 @@ from retrainer.names import BATCH_SCORING_DAG, CHAMPION, DAG_TAG
     max_active_runs=2,
     tags=[DAG_TAG, "scoring"],
     default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
+    deadline=for_model(lambda model: deadline_alerts(BATCH_SCORING_DAG, model.params)),  # params.yaml deadlines.batch_scoring
     params={
         "day": Param(
             None,

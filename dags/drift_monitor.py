@@ -33,10 +33,10 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
 from retrainer_airflow.per_model import DagModel, for_model, model_dags
-from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
+from retrainer_notifier import deadline_alerts, notified_task_defaults, notify  # plugins/: notifiers
 from retrainer_operators import DriftCheckOperator  # plugins/: the check, with a link to its report
 
-from retrainer.names import DAG_TAG, DRIFT_MONITOR_DAG, TRAINING_DAG
+from retrainer.names import DAG_TAG, DRIFT_MONITOR_DAG, EVENT_DRIFT_RETRAIN, TRAINING_DAG
 
 
 @model_dags(
@@ -52,6 +52,7 @@ from retrainer.names import DAG_TAG, DRIFT_MONITOR_DAG, TRAINING_DAG
     max_active_runs=1,
     tags=[DAG_TAG, "monitoring"],
     default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
+    deadline=for_model(lambda model: deadline_alerts(DRIFT_MONITOR_DAG, model.params)),  # params.yaml deadlines.drift_monitor
     params={
         "as_of": Param(
             None,
@@ -97,6 +98,9 @@ def drift_monitor(model: DagModel):
             checked["champion_version"],
         )
         print(f"recorded drift-triggered {TRAINING_DAG_ID} run {trigger['training_run_id']} for {trigger['as_of']}")
+        notify(EVENT_DRIFT_RETRAIN, {"summary": f"{checked['summary_line']}: {TRAINING_DAG_ID} run "
+                                     f"{trigger['training_run_id']} started", "dag_id": model.dag_id(DRIFT_MONITOR_DAG),
+                                     **trigger})
         return trigger
 
     # The check runs in an operator of plugins/retrainer_operators.py: its task links to the Evidently report.

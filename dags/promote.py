@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, get_current_context, task
 from retrainer_airflow.per_model import DagModel, model_dags
-from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
+from retrainer_notifier import notified_task_defaults, notify_champion_move  # plugins/: notifiers
 
-from retrainer.names import DAG_TAG, PROMOTE_DAG
+from retrainer.names import DAG_TAG, EVENT_PROMOTION, PROMOTE_DAG
 
 
 @model_dags(
@@ -96,6 +96,7 @@ def promote(model: DagModel):
                 override=bool(chosen.get("override")),
             )
         print(result.note)
+        notify_champion_move(EVENT_PROMOTION, result.to_dict(), context)
         for entry in result.history[-5:]:
             print(f"  #{entry['seq']} {entry['at']} {entry['action']:<8} v{entry['previous']} -> "
                   f"v{entry['version']} by {entry['by']}: {entry['reason']}")

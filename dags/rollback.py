@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, get_current_context, task
 from retrainer_airflow.per_model import DagModel, model_dags
-from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
+from retrainer_notifier import notified_task_defaults, notify_champion_move  # plugins/: notifiers
 
-from retrainer.names import DAG_TAG, PREVIOUS_CHAMPION, ROLLBACK_DAG
+from retrainer.names import DAG_TAG, EVENT_ROLLBACK, PREVIOUS_CHAMPION, ROLLBACK_DAG
 
 
 @model_dags(
@@ -78,6 +78,7 @@ def rollback(model: DagModel):
                 expected_champion=planned["from"],
             )
         print(result.note)
+        notify_champion_move(EVENT_ROLLBACK, result.to_dict(), context)
         return result.to_dict()
 
     move(plan())

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import CronDataIntervalTimetable, Param, get_current_context, task
 from retrainer_airflow.per_model import DagModel, for_model, model_dags
 from retrainer_approval import ApplyApprovalOperator, ChampionApprovalOperator  # plugins/: human in the loop
-from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
+from retrainer_notifier import deadline_alerts, notified_task_defaults  # plugins/: notifiers, deadlines
 from retrainer_operators import RegisterOperator, TrainOperator, ValidateOperator  # plugins/: steps + links
 
 from retrainer.names import DAG_TAG, DVC_POOL, TRAINING_DAG
@@ -39,6 +39,7 @@ from retrainer.names import DAG_TAG, DVC_POOL, TRAINING_DAG
     max_active_runs=4,
     tags=[DAG_TAG],
     default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
+    deadline=for_model(lambda model: deadline_alerts(TRAINING_DAG, model.params)),  # params.yaml deadlines.training
     params={
         "as_of": Param(
             None,

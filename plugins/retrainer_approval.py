@@ -40,30 +40,17 @@ COMMENT_PARAM = "comment"
 
 
 def notify_pending_approval(context: Context, subject: str, url: str) -> None:
-    """Announce a pending approval: the task log, and the webhook of ``retrainer_notifier`` when its
-    connection exists. The one place to point at other notifiers."""
-    from airflow.sdk import Connection
-    from retrainer_notifier import WEBHOOK_CONN_ID, _webhook_url, post_json
+    """Announce a pending approval: the task log, and every notifier of params.yaml ``notifications``
+    wanting ``approval_pending`` (``retrainer_notifier.notify``; never raises)."""
+    from retrainer_notifier import notify
+
+    from retrainer.names import EVENT_APPROVAL_PENDING
 
     dag_run = context["dag_run"]
-    payload = {
-        "text": f"Retrainer: approval needed in {dag_run.dag_id} (run {dag_run.run_id}): {subject}\n{url}",
-        "event": "pending_approval",
-        "dag_id": dag_run.dag_id,
-        "run_id": dag_run.run_id,
-        "task_id": context["ti"].task_id,
-        "url": url,
-    }
-    log.warning("retrainer approval notification: %s", payload["text"])
-    try:
-        conn = Connection.get(WEBHOOK_CONN_ID)
-    except Exception:  # noqa: BLE001 - no connection configured means: log only
-        log.info("no Airflow connection %r: notification sent to the task log only", WEBHOOK_CONN_ID)
-        return
-    try:
-        post_json(_webhook_url(conn), payload)
-    except (ConnectionError, ValueError) as exc:  # a broken webhook must not stop the request
-        log.warning("approval notification not delivered: %s", exc)
+    summary = f"approval needed in {dag_run.dag_id} (run {dag_run.run_id}): {subject}"
+    log.warning("retrainer approval notification: Retrainer: %s\n%s", summary, url)
+    notify(EVENT_APPROVAL_PENDING, {"summary": summary, "dag_id": dag_run.dag_id, "run_id": dag_run.run_id,
+                                    "task_id": context["ti"].task_id, "url": url})
 
 
 def approval_links(params: Any, evaluated: dict, registered: dict) -> dict[str, str | None]:
@@ -207,4 +194,12 @@ class ApplyApprovalOperator(BaseOperator):
                 run=f"{facts['dag_id']}/{facts['run_id']}",
             )
         print(record["note"])
+        if record.get("status") == "approved_manual":  # the champion moved
+            from retrainer_notifier import notify
+
+            from retrainer.names import EVENT_PROMOTION
+
+            notify(EVENT_PROMOTION, {"summary": record["note"], "dag_id": facts["dag_id"], "run_id": facts["run_id"],
+                                     **{k: record.get(k) for k in ("version", "recorded_by", "reason",
+                                                                   "champion_before", "champion_after")}})
         return record

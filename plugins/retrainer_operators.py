@@ -178,6 +178,18 @@ class RegisterOperator(BaseOperator):
         _push_link(context, MlflowModelVersionLink, url or _lineage_page(facts["dag_id"], facts["run_id"]))
         print(f"{registered['name']} v{registered['version']} aliases {registered['aliases']} "
               f"({registered['status']}): {registered['note']}")
+        if registered["status"] == "promoted":
+            from retrainer_notifier import notify
+
+            from retrainer.names import EVENT_PROMOTION
+
+            notify(EVENT_PROMOTION, {
+                "summary": f"{registered['name']} v{registered['version']} is champion "
+                           f"(was {'v' + registered['champion_before'] if registered['champion_before'] else 'none'})",
+                "dag_id": facts["dag_id"], "run_id": facts["run_id"], "as_of": facts.get("as_of"),
+                "name": registered["name"], "version": registered["version"], "note": registered["note"],
+                "url": url or None,
+            })
         return registered
 
 

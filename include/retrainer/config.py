@@ -19,6 +19,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from retrainer.names import NOTIFY_EVENTS
+
 PARAMS_ENV = "RETRAINER_PARAMS"
 DEFAULT_PARAMS_FILE = "params.yaml"
 # Where a deployment's endpoints differ from params.yaml, its environment says so (docker-compose.yaml
@@ -336,6 +338,87 @@ class DriftConfig(_Strict):
     experiment: str = "retrainer-monitoring"
 
 
+# Notifier kinds (plugins/retrainer_notifier.py builds each from Airflow's maintained providers) and the
+# options each may take in params.yaml. Nothing secret goes here: tokens, passwords, webhook URLs and
+# headers live in the Airflow connection named by ``conn_id``.
+NotifierKind = Literal["slack", "slack_webhook", "smtp", "apprise", "http", "webhook"]
+NOTIFIER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "slack": ("channel", "username"),  # SlackNotifier (Slack API token in the connection)
+    "slack_webhook": (),  # SlackWebhookNotifier (the webhook URL/token in the connection)
+    "smtp": ("to", "from_email", "cc", "bcc"),  # SmtpNotifier (server and login in the connection)
+    "apprise": ("tag",),  # AppriseNotifier (the Apprise URLs in the connection)
+    "http": ("endpoint", "method"),  # HttpNotifier: the event as JSON to the connection's URL + endpoint
+    "webhook": (),  # the event as JSON POSTed to the URL of the connection (host, or password)
+}
+NOTIFIER_REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {"smtp": ("to",)}
+DEFAULT_WEBHOOK_CONN = "retrainer_webhook"
+OptionValue = str | int | bool | list[str]
+
+
+class NotifierConfig(_Strict):
+    """One notifier: where (an Airflow connection id), how (the kind) and for which events."""
+
+    kind: NotifierKind
+    conn_id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=250)
+    events: list[str] = Field(default_factory=lambda: list(NOTIFY_EVENTS), min_length=1)
+    options: dict[str, OptionValue] = Field(default_factory=dict)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e not in NOTIFY_EVENTS]
+        if unknown:
+            raise ValueError(f"unknown events {unknown} (known: {', '.join(NOTIFY_EVENTS)})")
+        return value
+
+    @model_validator(mode="after")
+    def _options_of_the_kind(self) -> NotifierConfig:
+        allowed = NOTIFIER_OPTIONS[self.kind]
+        unknown = sorted(set(self.options) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"options {unknown} are not options of kind {self.kind!r} (allowed: {list(allowed) or 'none'}; "
+                "secrets belong in the Airflow connection)"
+            )
+        missing = [o for o in NOTIFIER_REQUIRED_OPTIONS.get(self.kind, ()) if not self.options.get(o)]
+        if missing:
+            raise ValueError(f"kind {self.kind!r} needs options {missing}")
+        return self
+
+    def wants(self, event: str) -> bool:
+        return event in self.events
+
+
+def default_notifications() -> list[NotifierConfig]:
+    """Today's behaviour: the event as JSON to the connection ``retrainer_webhook`` when it exists."""
+    return [NotifierConfig(kind="webhook", conn_id=DEFAULT_WEBHOOK_CONN)]
+
+
+class DeadlinesConfig(_Strict):
+    """Airflow Deadline Alerts: how long a run may take before the configured notifiers hear of it.
+
+    ``training``: scheduled runs must finish this long after their scheduled day ends (the data
+    interval's end); other runs (manual, drift-triggered, backfill) this long after they were queued.
+    ``drift_monitor`` and ``batch_scoring``: this long after the run was queued. null: no alert.
+    """
+
+    training: timedelta | None = timedelta(hours=6)
+    drift_monitor: timedelta | None = timedelta(hours=2)
+    batch_scoring: timedelta | None = timedelta(hours=2)
+
+    @field_validator("training", "drift_monitor", "batch_scoring", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta | None:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("training", "drift_monitor", "batch_scoring")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError(f"a deadline must be longer than 0 seconds, got {value.total_seconds():g}s")
+        return value
+
+
 class Params(_Strict):
     project: ProjectConfig = ProjectConfig()
     source: SourceConfig
@@ -352,6 +435,8 @@ class Params(_Strict):
     registry: RegistryConfig = RegistryConfig()
     scoring: ScoringConfig = ScoringConfig()
     drift: DriftConfig = DriftConfig()
+    notifications: list[NotifierConfig] = Field(default_factory=default_notifications)
+    deadlines: DeadlinesConfig = DeadlinesConfig()
 
     # Not part of the file: where it was read from, to resolve relative paths.
     root: Path = Field(default=Path("."), exclude=True)

@@ -85,6 +85,17 @@ CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "champion-previous"
 REGISTRY_ALIASES = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
 
+# Notification events (params.yaml ``notifications[].events``; plugins/retrainer_notifier.py sends them).
+EVENT_FAILURE = "failure"  # a task failed for good (after its retries)
+EVENT_QUARANTINE = "quarantine"  # a day's batch failed the raw-data gate and was quarantined
+EVENT_DRIFT_RETRAIN = "drift_retrain"  # drift_monitor triggered a retrain
+EVENT_PROMOTION = "promotion"  # a version became champion (auto, promote DAG or approval)
+EVENT_ROLLBACK = "rollback"  # the champion was rolled back
+EVENT_APPROVAL_PENDING = "approval_pending"  # a challenger waits for a person's approval
+EVENT_DEADLINE_MISSED = "deadline_missed"  # a run did not finish by its deadline (params.yaml ``deadlines``)
+NOTIFY_EVENTS = (EVENT_FAILURE, EVENT_QUARANTINE, EVENT_DRIFT_RETRAIN, EVENT_PROMOTION, EVENT_ROLLBACK,
+                 EVENT_APPROVAL_PENDING, EVENT_DEADLINE_MISSED)
+
 # The answers of a training run's approval task (registry.promotion: manual; Airflow ApprovalOperator's labels).
 APPROVE = "Approve"
 REJECT = "Reject"

@@ -25,7 +25,10 @@ def current_model(context: Mapping[str, Any] | None = None) -> str | None:
     if context is None:
         from airflow.sdk import get_current_context
 
-        context = get_current_context()
+        try:
+            context = get_current_context()
+        except RuntimeError:  # not inside a task (a parse, a callback): the only model, if there is one
+            return None
     dag_run = context.get("dag_run")
     return model_of(dag_run.dag_id) if dag_run is not None else None
 

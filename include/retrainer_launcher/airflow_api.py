@@ -134,6 +134,25 @@ def set_paused(base_url: str, token: str, dag_id: str, paused: bool = False) -> 
     )
 
 
+def paused_states(base_url: str, token: str, dag_ids: Iterable[str]) -> dict[str, bool | None]:
+    """Each DAG's ``is_paused`` as the REST API reports it now (None: the API does not know the DAG)."""
+    states: dict[str, bool | None] = {}
+    for dag_id in dag_ids:
+        try:
+            states[dag_id] = http("GET", f"{base_url}/api/v2/dags/{dag_id}", token=token).get("is_paused")
+        except HttpError as exc:
+            if exc.status != 404:
+                raise
+            states[dag_id] = None
+    return states
+
+
+def paused_line(states: dict[str, bool | None]) -> str:
+    """``training unpaused, drift_monitor paused, ...`` (``not parsed`` for a DAG the API does not know)."""
+    words = {True: "paused", False: "unpaused", None: "not parsed"}
+    return ", ".join(f"{dag_id} {words[paused]}" for dag_id, paused in states.items())
+
+
 # --------------------------------------------------------------------------------------------------
 # DAG runs and task instances
 # --------------------------------------------------------------------------------------------------

@@ -18,14 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from retrainer.names import (
-    BATCH_SCORING_DAG,
-    DVC_POOL,
-    INGEST_LANDING_DAG,
-    PROMOTE_DAG,
-    ROLLBACK_DAG,
-    dag_id,
-)
+from retrainer.names import ALL_DAGS, DVC_POOL, dag_id
 from retrainer_launcher.airflow_api import (
     api_token,
     api_url,
@@ -49,9 +42,10 @@ from retrainer_launcher.demo import seed_source
 from retrainer_launcher.models import label, stack_models, training_dag
 from retrainer_launcher.processes import Process, check_port_free, start_process, venv_bin
 
-# Unpaused with the training DAG: manual-only DAGs (promote, rollback) then run as soon as they are
-# triggered, and batch_scoring scores each new day with the champion.
-COMPANION_DAGS = (BATCH_SCORING_DAG, PROMOTE_DAG, ROLLBACK_DAG)
+# Every DAG of the loop is unpaused by `make run`: training on its schedule, drift_monitor after new data
+# and daily, batch_scoring each new day, ingest_landing waiting for files; the manual-only DAGs (promote,
+# rollback) then run as soon as they are triggered.
+LOOP_DAGS = ALL_DAGS
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 MLFLOW_COMPONENT = "mlflow"
 # Where the control room's links open the MLflow UI (the plugin reads it).
@@ -179,16 +173,18 @@ def cmd_up(stack: Stack, seed: bool = True, out: Out = say) -> None:
 
 
 def cmd_trigger(stack: Stack, as_of: str | None = None, dag_timeout: float = 300.0, out: Out = say) -> dict[str, str]:
-    """For every model: unpause its training DAG, its companions and its landing DAG; trigger one training
-    run. Returns training DAG id -> run id."""
+    """For every model: unpause every DAG of its loop (:data:`LOOP_DAGS`, suffixed per model) and trigger
+    one training run. Returns training DAG id -> run id."""
     token = stack.token()
     as_of = as_of or datetime.now(UTC).date().isoformat()
     runs = {}
     for name in stack_models(stack.params_path, out):
         training = training_dag(name)
-        for dag in (training, *(dag_id(kind, name) for kind in (*COMPANION_DAGS, INGEST_LANDING_DAG))):
+        loop = [dag_id(kind, name) for kind in LOOP_DAGS]
+        for dag in loop:
             wait_for_dag(stack.api, token, dag, dag_timeout, out)
             set_paused(stack.api, token, dag, paused=False)
+        out(f"unpaused: {', '.join(loop)}")
         run = trigger_run(stack.api, token, training, {"as_of": as_of}, note="triggered by `make run`")
         out(f"triggered {training} run {run['dag_run_id']} (as_of {as_of})")
         runs[training] = run["dag_run_id"]

@@ -8,12 +8,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from retrainer.names import INGEST_LANDING_DAG, dag_id
-from retrainer_launcher.airflow_api import airflow_health, mlflow_healthy, run_duration
-from retrainer_launcher.common import Out, say
+from retrainer_launcher.airflow_api import (
+    airflow_health,
+    mlflow_healthy,
+    paused_line,
+    paused_states,
+    run_duration,
+)
+from retrainer_launcher.common import Out, StackError, say
 from retrainer_launcher.credentials import ADMIN_USER, PASSWORDS_FILE, STACK_USERS
 from retrainer_launcher.demo import champion_summary
 from retrainer_launcher.distributed import SECRETS_FILE, DistributedStack
-from retrainer_launcher.local import AIRFLOW_COMPONENTS, MLFLOW_COMPONENT, Stack
+from retrainer_launcher.local import AIRFLOW_COMPONENTS, LOOP_DAGS, MLFLOW_COMPONENT, Stack
 from retrainer_launcher.models import label, stack_models, training_dag
 from retrainer_launcher.processes import pid_file, running_pid
 
@@ -97,9 +103,23 @@ def _print_local_logins(stack: Stack, out: Out) -> None:
     out("stop with:     make stop")
 
 
+def print_dag_states(stack: Stack | DistributedStack, out: Out = say) -> dict[str, bool | None]:
+    """One line: every DAG of every model's loop and its paused state, read back from the REST API."""
+    try:
+        dags = [dag_id(kind, name) for name in stack_models(stack.params_path, lambda _: None) for kind in LOOP_DAGS]
+        states = paused_states(stack.api, stack.token(), dags)
+    except (StackError, OSError, ValueError) as exc:  # ValueError: a params file that does not load
+        out(f"DAGs           (paused states not readable: {exc})")
+        return {}
+    out(f"DAGs           {paused_line(states)}")
+    return states
+
+
 def print_summary(stack: Stack | DistributedStack, runs: dict[str, dict] | None, out: Out = say) -> None:
-    """One line per model (its training run of ``runs``, DAG id -> run, and its champion), then the logins."""
+    """One line per model (its training run of ``runs``, DAG id -> run, and its champion), the DAGs'
+    paused states, then the logins."""
     out("\n================ summary ================")
+    print_dag_states(stack, out)
     _print_models(stack, runs, out)
     if isinstance(stack, DistributedStack):
         _print_distributed_logins(stack, out)

@@ -69,6 +69,11 @@ for dag_id, dag in bag.dags.items():
             t.task_id: sorted(type(cb).__name__ for cb in (t.on_failure_callback or [])) for t in dag.tasks
         },
         "params": sorted(dag.params.keys()),
+        "deadlines": [
+            {"reference": type(d.reference).__name__, "seconds": d.interval.total_seconds(), "callback": d.callback.path,
+             "callback_type": type(d.callback).__name__, "rule": d.callback.kwargs.get("rule")}
+            for d in (dag.deadline or [])
+        ],
         "max_active_runs": dag.max_active_runs,
         "deferrable": {t.task_id: bool(getattr(t, "deferrable", False)) for t in dag.tasks},
         "pools": {t.task_id: t.pool for t in dag.tasks},
@@ -123,6 +128,23 @@ def test_every_task_reports_its_final_failure(dag_report):
     for dag_id, info in dag_report["dags"].items():
         for task_id, callbacks in info["failure_callbacks"].items():
             assert "RunFailureNotifier" in callbacks, f"{dag_id}.{task_id}: no failure notifier ({callbacks})"
+
+
+def test_training_drift_and_scoring_carry_the_deadlines_of_params_yaml(dag_report):
+    # models/_shared.yaml deadlines: training 6h, drift_monitor 2h, batch_scoring 2h; the triggerer runs the callback.
+    hour, callback = 3600.0, "retrainer_notifier.deadline_missed"
+    deadlines = {dag_id.split("__")[0]: info["deadlines"] for dag_id, info in dag_report["dags"].items()}
+    assert deadlines["training"] == [
+        {"reference": "DagRunLogicalDateDeadline", "seconds": 30 * hour, "callback": callback,
+         "callback_type": "AsyncCallback", "rule": "after_day_end"},
+        {"reference": "DagRunQueuedAtDeadline", "seconds": 6 * hour, "callback": callback,
+         "callback_type": "AsyncCallback", "rule": "after_queued"},
+    ]
+    for dag_id in ("drift_monitor", "batch_scoring"):
+        assert deadlines[dag_id] == [{"reference": "DagRunQueuedAtDeadline", "seconds": 2 * hour, "callback": callback,
+                                      "callback_type": "AsyncCallback", "rule": "after_queued"}], dag_id
+    for dag_id in ("ingest_landing", "promote", "rollback"):
+        assert deadlines[dag_id] == [], dag_id
 
 
 def test_registry_dags_take_typed_params(dag_report):

@@ -157,6 +157,7 @@ def scheduler_stack(
     benchmarks pass their own, and their own ``dags_folder``, ``rows_per_day`` and ``executor``.
     ``models`` (name -> overrides over those settings) makes it a models/ deployment of one file per
     model instead of one params.yaml, each model's source table seeded.
+    ``extra_env`` goes to every Airflow process (e.g. ``AIRFLOW_CONN_*`` connections).
     """
     base = {**(PROJECT if project is None else project), **(overrides or {})}
     if models is None:

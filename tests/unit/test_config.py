@@ -93,3 +93,72 @@ def test_approval_settings_default_to_three_days_and_everyone_who_may_promote(tm
         raw["registry"]["approval_timeout"] = given
         old.write_text(yaml.safe_dump(raw))
         assert load_params(old).registry.approval_timeout.total_seconds() == seconds
+
+
+def _with(tmp_path, **top):
+    raw = repo_model_document()
+    for key, value in top.items():
+        if value is None:
+            raw.pop(key, None)
+        else:
+            raw[key] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_without_notifications_or_deadlines_todays_webhook_and_default_deadlines_apply(tmp_path):
+    from datetime import timedelta
+
+    from retrainer.names import NOTIFY_EVENTS
+
+    params = load_params(_with(tmp_path, notifications=None, deadlines=None))
+    (webhook,) = params.notifications
+    assert (webhook.kind, webhook.conn_id, webhook.events) == ("webhook", "retrainer_webhook", list(NOTIFY_EVENTS))
+    assert params.deadlines.training == timedelta(hours=6)
+    assert params.deadlines.drift_monitor == params.deadlines.batch_scoring == timedelta(hours=2)
+
+
+def test_notifications_and_deadlines_parse():
+    from datetime import timedelta
+
+    from retrainer.config import DeadlinesConfig, NotifierConfig
+
+    slack = NotifierConfig(kind="slack", conn_id="slack_api_default", events=["failure"], options={"channel": "#ml"})
+    assert slack.wants("failure") and not slack.wants("promotion")
+    smtp = NotifierConfig(kind="smtp", conn_id="smtp_default", options={"to": ["a@example.com"]})
+    assert smtp.wants("deadline_missed")
+    deadlines = DeadlinesConfig(training="90m", drift_monitor=30, batch_scoring=None)
+    assert deadlines.training == timedelta(minutes=90) and deadlines.drift_monitor == timedelta(seconds=30)
+    assert deadlines.batch_scoring is None
+    assert DeadlinesConfig(training="1d").training == timedelta(days=1)
+    assert DeadlinesConfig(training="2.5s").training == timedelta(seconds=2.5)
+
+
+@pytest.mark.parametrize(
+    ("notifications", "deadlines", "expected"),
+    [
+        ([{"kind": "teams", "conn_id": "x"}], None, "notifications.0.kind: Input should be"),
+        ([{"kind": "slack"}], None, "notifications.0.conn_id: Field required"),
+        ([{"kind": "slack", "conn_id": "a b"}], None, "notifications.0.conn_id: String should match pattern"),
+        ([{"kind": "slack", "conn_id": "s", "events": ["failures"]}], None, "unknown events ['failures']"),
+        ([{"kind": "slack", "conn_id": "s", "events": []}], None, "notifications.0.events"),
+        ([{"kind": "slack", "conn_id": "s", "options": {"token": "xoxb"}}], None,
+         "options ['token'] are not options of kind 'slack'"),
+        ([{"kind": "webhook", "conn_id": "w", "options": {"url": "http://x"}}], None,
+         "secrets belong in the Airflow connection"),
+        ([{"kind": "smtp", "conn_id": "smtp_default"}], None, "kind 'smtp' needs options ['to']"),
+        ([{"kind": "slack", "conn_id": "s", "colour": 1}], None, "notifications.0.colour: unknown key"),
+        (None, {"training": "6 hours"}, "deadlines.training: Value error, expected a duration such as '3d', '12h'"),
+        (None, {"drift_monitor": "0s"}, "deadlines.drift_monitor: Value error, a deadline must be longer than 0"),
+        (None, {"batch_scoring": True}, "deadlines.batch_scoring"),
+        (None, {"ingest_landing": "1h"}, "deadlines.ingest_landing: unknown key"),
+    ],
+)
+def test_bad_notifications_or_deadlines_name_the_key(tmp_path, notifications, deadlines, expected):
+    path = _with(tmp_path, **({"notifications": notifications} if notifications is not None else {}),
+                 **({"deadlines": deadlines} if deadlines is not None else {}))
+    with pytest.raises(ConfigError) as caught:
+        load_params(path)
+    assert str(path) in str(caught.value)
+    assert expected in str(caught.value)

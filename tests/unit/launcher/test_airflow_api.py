@@ -31,3 +31,10 @@ def test_run_durations_and_log_formatting() -> None:
     assert text.startswith("12:34:56 error")
     assert "f.py:3 in g" in text and "ValueError: boom" in text
     assert airflow_api.format_log_entry("plain line") == "plain line"
+
+
+def test_the_paused_line_names_every_dag_and_its_state() -> None:
+    from retrainer_launcher.airflow_api import paused_line
+
+    line = paused_line({"training": False, "drift_monitor": True, "promote": None})
+    assert line == "training unpaused, drift_monitor paused, promote not parsed"
