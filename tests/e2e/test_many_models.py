@@ -54,6 +54,26 @@ def _versions(params) -> list:
     return [client.get_model_version(name, str(v.version)) for v in sorted(found, key=lambda v: int(v.version))]
 
 
+def _trigger(running, dag: str, day) -> None:
+    """Trigger run ``test__<day>`` of ``dag``. A loaded api-server may answer after the client gave up: the
+    run id is fixed, so a retry finds the run made by the first try instead of making a second one."""
+    from retrainer_launcher.http_client import HttpError
+
+    run_id = f"test__{day.isoformat()}"
+    for attempt in range(3):
+        try:
+            airflow_api.trigger_run(running.api, running.token, dag, {"as_of": day.isoformat()}, run_id=run_id)
+            return
+        except HttpError as exc:
+            if exc.status == 409:  # made by a try that timed out
+                return
+            raise
+        except OSError:  # TimeoutError: the answer did not come within the client's timeout
+            if attempt == 2:
+                raise
+            time.sleep(5)
+
+
 def _files(folder) -> dict[str, str]:
     return {str(p.relative_to(folder)): md5_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -74,8 +94,7 @@ def test_both_train_and_a_bad_batch_is_quarantined_in_its_model_only(running):
     seed_source(fraud.source_url, fraud.source.table, BAD_DAY, BAD_DAY, ROWS_PER_DAY, fraud.project.seed,
                 incidents=[IncidentSpec(day=BAD_DAY, kind="unseen_category")])
     for dag, day in (("training__churn", AS_OF), ("training__fraud", FRAUD_DAY), ("training__fraud", BAD_DAY)):
-        airflow_api.trigger_run(running.api, running.token, dag, {"as_of": day.isoformat()},
-                                run_id=f"test__{day.isoformat()}")
+        _trigger(running, dag, day)
     [churn_run] = running.wait_runs("training__churn", lambda r: r["dag_run_id"].startswith("test__"), 1,
                                     RUN_TIMEOUT, "churn's run")
     assert churn_run["state"] == "success"
