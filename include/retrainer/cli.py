@@ -234,7 +234,7 @@ def cmd_score(args: argparse.Namespace, params: Params) -> dict:
 
 
 def cmd_suite_init(args: argparse.Namespace, params: Params) -> dict:
-    from retrainer import suite_init
+    from retrainer import suite_fit, suite_init
     from retrainer.validate import parse_suite
 
     ds = params.dataset
@@ -243,6 +243,8 @@ def cmd_suite_init(args: argparse.Namespace, params: Params) -> dict:
         newest_first = args.event_time or ds.event_time
         frame = suite_init.read_reference_table(url, args.table, limit=args.sample_rows, order_by=newest_first)
         source = f"table {args.table}"
+        if len(frame) == args.sample_rows and newest_first in frame.columns:
+            frame = suite_init.drop_cut_day(frame, url, args.table, newest_first)  # its oldest day may be cut short
     else:
         frame = suite_init.read_reference_file(Path(args.file), event_time=args.event_time or ds.event_time)
         source = f"file {args.file}"
@@ -269,6 +271,8 @@ def cmd_suite_init(args: argparse.Namespace, params: Params) -> dict:
         **roles,
     )
     suite["meta"]["reference"]["source"] = source
+    # Every day of the sample must pass the suite made from it: loosen or downgrade what one fails.
+    fitted = suite_fit.fit_suite(suite, frame, roles["event_time"])
     out = Path(args.suite_file) if args.suite_file else params.path("validation_suites") / f"{name}.json"
     parse_suite(suite, out)  # GX accepts it, or nothing is written
     suite_init.write_suite(suite, out, overwrite=args.force)
@@ -282,6 +286,9 @@ def cmd_suite_init(args: argparse.Namespace, params: Params) -> dict:
         "expectations": len(severities),
         "critical": severities.count("critical"),
         "warning": severities.count("warning"),
+        "days_checked": len(suite_fit.sample_days(frame, roles["event_time"])),
+        "loosened": [f"{c['type']}({c['column']})" for c in fitted if c["action"] == "loosened"],
+        "downgraded": [f"{c['type']}({c['column']})" for c in fitted if c["action"] == "downgraded"],
         "next": "review the suite, then point validation.raw_suite at it in params.yaml",
     }
 

@@ -24,6 +24,11 @@ class GateFailed(RuntimeError):
     """A data-quality gate stopped the run; the message lists each failed expectation and the report."""
 
 
+class SuiteInvalid(ValueError):
+    """A validation suite file cannot be read or is not a valid suite (the message names the file and the
+    problem): a configuration mistake, so a retry gives the same answer."""
+
+
 class InsufficientData(ValueError):
     """The window does not hold enough usable rows to train and evaluate a model."""
 

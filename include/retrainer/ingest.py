@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class PartitionIngest:
     day: str
-    status: str  # written | unchanged | empty | existing | landing | quarantined | unreadable
+    status: str  # written | unchanged | empty | existing | unvalidated | landing | quarantined | unreadable
     rows: int
     path: str | None
     md5: str | None
@@ -231,10 +231,22 @@ def landing_day(params: Params, day: date, *, track: bool = True) -> PartitionIn
     return PartitionIngest(day.isoformat(), "landing", rows, str(target), md5)
 
 
+def _passed_gate(params: Params, day: date) -> bool:
+    """Whether the raw gate's report of ``day`` says it passed (the partition was judged and kept)."""
+    import json
+
+    report = params.reports_dir / "validation" / f"dt={day.isoformat()}" / "validation.json"
+    try:
+        return json.loads(report.read_text(encoding="utf-8")).get("success") is True
+    except (OSError, ValueError):
+        return False
+
+
 def ingest_window(params: Params, as_of: date, *, window: int | None = None, track: bool = True) -> dict:
     """Ingest ``as_of`` and any day of the training window that has no partition yet.
 
-    Days already materialised are left alone (their bytes are what earlier models learned from);
+    Days already materialised are left alone (their bytes are what earlier models learned from), and
+    listed for validation (``unvalidated``) when no gate report says they passed;
     the as-of day is always re-read, so a rerun after a source fix picks up corrected rows, unless
     landing files made it (``source.json`` beside the partition): then the landing partition is
     the day's data and the SQL source is not read for it. A quarantined day other than the as-of day
@@ -250,7 +262,9 @@ def ingest_window(params: Params, as_of: date, *, window: int | None = None, tra
     for day in days:
         existing = partition_file(params.data_dir, day)
         if day != as_of and existing.exists():
-            results.append(PartitionIngest(day.isoformat(), "existing", -1, str(existing), None))
+            # A partition no gate ever passed (a run stopped between ingest and validate) is judged now.
+            status = "existing" if _passed_gate(params, day) else "unvalidated"
+            results.append(PartitionIngest(day.isoformat(), status, -1, str(existing), None))
             continue
         record = quarantine_record(params, day) if day != as_of else None
         if record is not None:
@@ -271,7 +285,7 @@ def ingest_window(params: Params, as_of: date, *, window: int | None = None, tra
         "as_of": as_of.isoformat(),
         "as_of_rows": as_of_result.rows,
         "as_of_status": as_of_result.status,
-        "new_partitions": [r.to_dict() for r in results if r.status in ("written", "unchanged", "landing")],
+        "new_partitions": [r.to_dict() for r in results if r.status in ("written", "unchanged", "landing", "unvalidated")],
         "empty_days": [r.day for r in results if r.status == "empty"],
         "skipped_days": [{"day": r.day, "status": r.status, "reason": r.reason}
                          for r in results if r.status in ("quarantined", "unreadable")],

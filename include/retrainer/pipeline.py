@@ -45,7 +45,10 @@ def step_ingest(params: Params, as_of: date, window: int | None = None) -> dict:
 
 
 def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
-    """Run the raw-data suite on every partition this run ingested; quarantine and stop on critical failures.
+    """Run the raw-data suite on every partition this run ingested; quarantine what fails critically.
+
+    Only the as-of day's failure stops the run (that day's data is bad); another day of the window that
+    fails is quarantined and becomes a gap of the window (``step_prepare`` leaves it out and says so).
 
     A partition that is gone because an earlier try quarantined it is read again from the source: that
     is the replay after a fix (clearing the failed task in the UI, or a backfill of failed runs). A batch
@@ -61,7 +64,8 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
         was_replayed = not Path(part["path"]).exists()
         path, replay_failure = _partition_to_validate(params, day, Path(part["path"]))
         if replay_failure is not None:
-            failures.append(replay_failure["reason"])
+            if day == as_of:
+                failures.append(replay_failure["reason"])
             results.append(replay_failure["entry"])
             continue
         start, end = day_interval(day)
@@ -81,8 +85,11 @@ def step_validate(params: Params, as_of: date, ingest_summary: dict) -> dict:
         for target, outcome in validated:
             entry, failure = _gate_entry(params, target, outcome, replayed[target.label])
             results.append(entry)
-            if failure:
+            if failure and target.label == as_of.isoformat():
                 failures.append(failure)
+            elif failure:  # another day of the window: quarantined, and a gap of this run's window
+                log.warning("%s fails its gate and is quarantined; it is left out of the window of %s: %s",
+                            target.label, as_of.isoformat(), short_reason(failure))
     for skipped in ingest_summary.get("skipped_days") or []:
         if skipped["status"] != "unreadable":
             continue

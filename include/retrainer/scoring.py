@@ -47,6 +47,14 @@ def partition_status(params: Params, day: date) -> str:
     return "unvalidated" if raw.exists() else "missing"
 
 
+def _why(params: Params, day: date, status: str) -> str:
+    """For a quarantined day: what kind of quarantine (failed gate, unreadable rows) and its failures."""
+    from retrainer.quarantine import quarantine_record, short_reason
+
+    record = quarantine_record(params, day) if status == "quarantined" else None
+    return "" if record is None else f" ({record['kind']}: {short_reason(record['reason'])})"
+
+
 def day_dir(params: Params, day: date) -> Path:
     return params.path(params.scoring.output_dir) / f"dt={day.isoformat()}"
 
@@ -145,7 +153,7 @@ def score_partition(
     mlflow_client(params)  # before any load: a task process starts with MLflow's default store
     status = partition_status(params, day)
     if status != "ready":
-        raise PartitionNotReady(f"partition dt={day.isoformat()} is {status}: nothing scored")
+        raise PartitionNotReady(f"partition dt={day.isoformat()} is {status}{_why(params, day, status)}: nothing scored")
     mv = current_alias(params, alias)
     if mv is None:
         raise NoModel(f"model {params.model.registered_name} has no '{alias}' version: nothing to score with")
@@ -280,6 +288,6 @@ def readiness(params: Params, day: date, shadow: bool | None = None) -> dict[str
     ``status`` (:func:`partition_status`), ``ready``, ``skip`` (why it is never scored, else "") and
     ``shadow`` (the request, else ``scoring.shadow``)."""
     status = partition_status(params, day)
-    skip = f"partition dt={day.isoformat()} is {status}: not scored" if status in NOT_SCORED else ""
+    skip = f"partition dt={day.isoformat()} is {status}{_why(params, day, status)}: not scored" if status in NOT_SCORED else ""
     return {"day": day.isoformat(), "status": status, "ready": status == "ready", "skip": skip,
             "shadow": params.scoring.shadow if shadow is None else bool(shadow)}

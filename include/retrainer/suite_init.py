@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retrainer.gates import FINITE_CHECK
 from retrainer.storage import write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ BOOL_TYPES = ["bool", "boolean"]
 NULL_FACTOR, NULL_FLOOR = 2.0, 0.01
 # The warning band on the non-null share is tighter: 2% observed -> warn above 3.5%.
 NULL_WARN_FACTOR, NULL_WARN_FLOOR = 1.5, 0.005
-# Rows per partition: critical outside [1, 10 x largest], warning outside [smallest / 2, 2 x largest].
+# Rows per partition: critical outside [smallest / 10 (at least 1), 10 x largest], warning outside
+# [smallest / 2, 2 x largest], from the per-day counts of the sample.
 ROWS_CRITICAL_FACTOR, ROWS_WARN_FACTOR = 10, 2
 
 
@@ -67,7 +69,7 @@ def profile_suite(
     _check_arguments(frame, name, entity_id, event_time, label, margin, max_categories, sample_rows)
     frame = frame.copy()
     if event_time is not None:
-        frame[event_time] = _as_naive_timestamps(frame[event_time], event_time)
+        frame[event_time] = as_naive_timestamps(frame[event_time], event_time)
     sample = frame.sample(n=sample_rows, random_state=seed) if len(frame) > sample_rows else frame
     profiled = len(sample)
 
@@ -91,6 +93,7 @@ def profile_suite(
             expectations += _entity_uniqueness(frame, column, event_time, notes)
 
     reference = {"rows": len(frame), "profiled_rows": profiled, "margin": margin, "seed": seed}
+    finite = [str(c) for c in frame.columns if pd.api.types.is_float_dtype(frame[c].dtype)]
     return {
         "name": name,
         "expectations": expectations,
@@ -101,6 +104,11 @@ def profile_suite(
             "reference": reference,
             "roles": {"entity_id": entity_id, "event_time": event_time, "label": label},
             "pandas_version": pd.__version__,
+            # Applied by the gate to every batch whatever this suite says; written here so a reader sees it.
+            "structural_rules": [
+                {"type": FINITE_CHECK, "severity": "critical", "columns": finite,
+                 "notes": "inf/-inf in any numeric column stops the batch (NaN is a missing value)"}
+            ],
         },
         "notes": [
             "Generated from a reference sample: review every expectation before relying on it.",
@@ -108,6 +116,7 @@ def profile_suite(
             "reported only.",
             f"Ranges are the observed min..max widened by {margin:g} x (max - min); category sets list "
             "the values seen; not-null allowances are twice the observed null rate plus one point.",
+            f"Structural rule {FINITE_CHECK} (always applied by the gate): no inf/-inf in numeric columns.",
             *notes,
         ],
     }
@@ -151,7 +160,7 @@ def read_reference_file(path: Path, event_time: str | None = None) -> pd.DataFra
     except Exception as exc:  # parser errors of pandas/pyarrow
         raise ValueError(f"{path}: cannot read the reference sample: {type(exc).__name__}: {exc}") from exc
     if event_time is not None and event_time in frame.columns:
-        frame[event_time] = _as_naive_timestamps(frame[event_time], f"{path}: {event_time}")
+        frame[event_time] = as_naive_timestamps(frame[event_time], f"{path}: {event_time}")
     return frame
 
 
@@ -180,6 +189,26 @@ def read_reference_table(
     return frame
 
 
+def drop_cut_day(frame: pd.DataFrame, url: str, table: str, event_time: str) -> pd.DataFrame:
+    """A sample of the newest N rows without its oldest day when the limit cut that day short (the source
+    has more rows of it than the sample): a partial day would set row counts and shares no real day has.
+    Kept when it is the only day of the sample."""
+    import sqlalchemy as sa
+
+    from retrainer.run_context import day_interval
+    from retrainer.sql_source import source_table
+
+    days = as_naive_timestamps(frame[event_time], event_time).dt.normalize()
+    if days.nunique() < 2:
+        return frame
+    oldest = days.min()
+    start, end = day_interval(oldest.date())
+    with source_table(url, table, "count rows of") as (conn, source):
+        column = source.c[event_time]
+        in_source = conn.execute(sa.select(sa.func.count()).where(column >= start, column < end)).scalar_one()
+    return frame[days != oldest].reset_index(drop=True) if in_source > int((days == oldest).sum()) else frame
+
+
 # --- profiling ---------------------------------------------------------------------------------
 
 
@@ -206,7 +235,7 @@ def _check_arguments(frame, name, entity_id, event_time, label, margin, max_cate
         raise ValueError(f"sample_rows must be >= 1, got {sample_rows}")
 
 
-def _as_naive_timestamps(series: pd.Series, where: str) -> pd.Series:
+def as_naive_timestamps(series: pd.Series, where: str) -> pd.Series:
     """Timestamps as naive UTC, the form ingest writes and the gate's interval uses."""
     import pandas as pd
 
@@ -231,7 +260,7 @@ def _row_count_expectations(frame: pd.DataFrame, event_time: str | None) -> list
     return [
         _exp(
             "expect_table_row_count_to_be_between",
-            {"min_value": 1, "max_value": largest * ROWS_CRITICAL_FACTOR},
+            {"min_value": max(1, smallest // ROWS_CRITICAL_FACTOR), "max_value": largest * ROWS_CRITICAL_FACTOR},
             "critical",
             f"an empty or runaway partition means ingestion broke; {seen}",
         ),
@@ -276,6 +305,9 @@ def _column_expectations(
 
     # Types: only dtypes whose check is one dtype comparison (GX type-checks text values one by one).
     type_list = _type_family(dtype)
+    if type_list is FLOAT_TYPES and not values.empty and bool((values % 1 == 0).all()):
+        # Whole numbers with missing values: an INTEGER source column is read as floats only on days with a NULL.
+        type_list = INT_TYPES + FLOAT_TYPES
     if type_list is not None:
         out.append(
             _exp(
@@ -289,7 +321,9 @@ def _column_expectations(
     if values.empty:
         notes.append(f"{column}: entirely null in the reference; only its presence is checked.")
         return out
-    out += _null_expectations(column, null_rate, role, where)
+    out += _label_null_expectations(column, null_rate, where) if role == "label" else _null_expectations(
+        column, null_rate, role, where
+    )
 
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return out + _interval_expectations(column, role)
@@ -334,7 +368,7 @@ def _number_expectations(
         notes.append(f"{column}: a numeric entity id gets no range or mean check (new ids grow).")
         return []
     if role == "label" and values.nunique() <= max_categories:
-        classes = sorted(_plain(v) for v in values.unique())
+        classes = sorted(plain_scalar(v) for v in values.unique())
         label_set = _exp(
             "expect_column_values_to_be_in_set",
             {"column": column, "value_set": classes},
@@ -369,6 +403,24 @@ def _text_expectations(
             {"column": column, "min_value": max(0, lo - spread), "max_value": hi + spread},
             "critical",
             f"{len(distinct):,} distinct values of length {lo}..{hi} in {where}",
+        )
+    ]
+
+
+def _label_null_expectations(column: str, null_rate: float, where: str) -> list[dict]:
+    """A missing label is an unlabelled row (not yet known, or the event was cancelled): prepare drops it
+    before training, so it is reported as a warning with its share, never a critical failure."""
+    why = "unlabelled rows are dropped before training: reported, never a failure"
+    if null_rate == 0:
+        return [_exp("expect_column_values_to_not_be_null", {"column": column}, "warning",
+                     f"no unlabelled rows in {where}; {why}")]
+    warn_at = min(1.0, null_rate * NULL_WARN_FACTOR + NULL_WARN_FLOOR)
+    return [
+        _exp(
+            "expect_column_proportion_of_non_null_values_to_be_between",
+            {"column": column, "min_value": _floor(1.0 - warn_at, 3), "max_value": 1.0},
+            "warning",
+            f"observed {null_rate:.2%} unlabelled rows in {where}; warns above {warn_at:.1%}; {why}",
         )
     ]
 
@@ -424,7 +476,7 @@ def _numeric_expectations(
                 "expect_column_values_to_be_between",
                 {"column": column, "min_value": low, "max_value": high},
                 "critical",
-                f"observed {_plain(values.min())}..{_plain(values.max())} in {where}, widened by {margin:g} x range",
+                f"observed {plain_scalar(values.min())}..{plain_scalar(values.max())} in {where}, widened by {margin:g} x range",
             )
         )
     mean = float(values.mean())
@@ -469,7 +521,7 @@ def _exp(kind: str, kwargs: dict, severity: str, note: str) -> dict:
     return {"type": kind, "kwargs": kwargs, "meta": {"severity": severity, "notes": note}}
 
 
-def _plain(value: Any) -> Any:
+def plain_scalar(value: Any) -> Any:
     """A JSON-ready Python scalar."""
     if hasattr(value, "item"):
         value = value.item()

@@ -32,6 +32,9 @@ RUN_TYPE_TAG = "retrainer.run_type"
 HISTORICAL_TAG = "retrainer.historical"
 DEMOTED_TAG = "retrainer.demoted"
 HISTORY_TAG = "retrainer.champion_history"
+# On a training run: the process that made it (host:pid); on a run a later attempt ended (KILLED), who ended it.
+ATTEMPT_TAG = "retrainer.attempt"
+ENDED_BY_TAG = "retrainer.ended_by"
 # The answer to a training run's approval task (registry.promotion: manual), on the version it was about:
 # who answered (or "timeout"), why, and when; APPROVAL_TAG then says approved_manual / rejected_manual /
 # rejected_timeout / stale.
@@ -84,6 +87,62 @@ def find_finished_run(params: Params, experiment_id: str, key: str):
         order_by=["attributes.start_time DESC"],
     )
     return runs[0] if runs else None
+
+
+def attempt_id() -> str:
+    """This process as ``host:pid``: which attempt made a training run (ATTEMPT_TAG)."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_gone(attempt: str) -> bool:
+    """Whether ``host:pid`` names a process of this host that no longer runs (dead, or a zombie)."""
+    import socket
+
+    host, _, pid = attempt.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another host's process: its liveness cannot be seen from here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # killed but not yet reaped by its parent: a zombie runs nothing
+        return open(f"/proc/{pid}/stat", encoding="ascii").read().rsplit(")", 1)[1].split()[0] == "Z"  # noqa: PTH123, SIM115
+    except (OSError, IndexError):
+        return False
+
+
+def end_abandoned_runs(params: Params, experiment_id: str, key: str, context: dict[str, str]) -> list[str]:
+    """Mark KILLED the RUNNING runs of run key ``key`` whose attempt is over; returns their ids.
+
+    A train attempt killed by SIGKILL (or its worker lost) never ends its MLflow run: the retry ends it,
+    tagging it ENDED_BY_TAG with the retry's attempt. A run's attempt is over when it ran in another
+    process of the same Airflow task (same dag_id and run_id: Airflow never runs two tries of a task at
+    once), or its process on this host is gone. A live run of another process is left alone.
+    """
+    client = mlflow_client(params)
+    me = attempt_id()
+    running = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}' and attributes.status = 'RUNNING'"
+    )
+    same_task = {"airflow.dag_id": context.get("dag_id"), "airflow.run_id": context.get("run_id")}
+    ended = []
+    for run in running:
+        tags = run.data.tags
+        attempt = tags.get(ATTEMPT_TAG, "")
+        if attempt == me:
+            continue
+        of_same_task = bool(same_task["airflow.run_id"]) and all(tags.get(k) == v for k, v in same_task.items())
+        if not (of_same_task or (attempt and _process_gone(attempt))):
+            continue
+        retry = f"attempt {me}" + (f" (Airflow {context['dag_id']} {context['run_id']})" if of_same_task else "")
+        client.set_tag(run.info.run_id, ENDED_BY_TAG, f"ended as KILLED by the retry, {retry}")
+        client.set_terminated(run.info.run_id, status="KILLED")
+        ended.append(run.info.run_id)
+    return ended
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,7 +14,16 @@ from retrainer.config import Params
 from retrainer.errors import GateFailed, ModelCheckFailed
 from retrainer.lineage import code_version, config_hash, git_info, lineage_record
 from retrainer.prepare import PreparedData
-from retrainer.tracking import AS_OF_TAG, RUN_KEY_TAG, ensure_experiment, find_finished_run, mlflow_client
+from retrainer.tracking import (
+    AS_OF_TAG,
+    ATTEMPT_TAG,
+    RUN_KEY_TAG,
+    attempt_id,
+    end_abandoned_runs,
+    ensure_experiment,
+    find_finished_run,
+    mlflow_client,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -237,6 +246,7 @@ def train_model(
     from retrainer.storage import read_frame
 
     experiment_id = ensure_experiment(params)
+    _end_killed_attempts(params, experiment_id, run_key, context)
     previous = find_finished_run(params, experiment_id, run_key)
     if previous is not None:
         return _reused(previous, run_key)
@@ -247,6 +257,15 @@ def train_model(
     run = _RunRecord(prepared, run_key, context, prepared_gate, manifest)
     run_id, model_uri = _log_run(params, experiment_id, run, model, example, train, holdout, metrics)
     return TrainedModel(run_id=run_id, model_uri=model_uri, run_key=run_key, metrics=metrics, reused=False)
+
+
+def _end_killed_attempts(params: Params, experiment_id: str, run_key: str, context: dict[str, str]) -> None:
+    """An earlier attempt killed mid-run (kill -9, a lost worker) left its MLflow run RUNNING: end it."""
+    import logging
+
+    for run_id in end_abandoned_runs(params, experiment_id, run_key, context):
+        logging.getLogger(__name__).warning("MLflow run %s of run key %s was left RUNNING by a killed attempt: "
+                                            "marked KILLED", run_id, run_key)
 
 
 def _reused(previous: Any, run_key: str) -> TrainedModel:
@@ -307,6 +326,7 @@ class _RunRecord:
         return {
             RUN_KEY_TAG: self.run_key,
             AS_OF_TAG: prepared.as_of,
+            ATTEMPT_TAG: attempt_id(),
             "retrainer.data_hash": prepared.data_hash,
             "retrainer.code_version": code_version(),
             "retrainer.config_hash": config_hash(params),

@@ -72,13 +72,13 @@ def airflow_outcomes() -> Iterator[None]:
     """Map library errors onto Airflow outcomes (fail without retry, or skip)."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from retrainer.errors import GateFailed, InsufficientData, ModelCheckFailed, NoData
+    from retrainer.errors import GateFailed, InsufficientData, ModelCheckFailed, NoData, SuiteInvalid
 
     try:
         yield
     except NoData as exc:
         raise AirflowSkipException(str(exc)) from None
-    except (ConfigError, GateFailed, InsufficientData, ModelCheckFailed) as exc:
+    except (ConfigError, GateFailed, InsufficientData, ModelCheckFailed, SuiteInvalid) as exc:
         raise AirflowFailException(str(exc)) from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -51,9 +52,12 @@ def test_ingest_window_fills_missing_days_only(make_project):
     seed(params.source_file)
     summary = ingest_window(params, AS_OF)
     assert len(summary["new_partitions"]) == params.prepare.window_days
+    stamps = {p["day"]: Path(p["path"]).stat().st_mtime_ns for p in summary["new_partitions"][:-1]}
     second = ingest_window(params, AS_OF)
-    # Older days are not re-read; the as-of day is re-read and found unchanged.
-    assert [p["status"] for p in second["new_partitions"]] == ["unchanged"]
+    # Older days are not re-read; the as-of day is re-read and found unchanged. No gate has judged the
+    # older ones yet (no validation report), so they are listed for it, as they are.
+    assert [p["status"] for p in second["new_partitions"]] == ["unvalidated"] * len(stamps) + ["unchanged"]
+    assert {p["day"]: Path(p["path"]).stat().st_mtime_ns for p in second["new_partitions"][:-1]} == stamps
 
 
 def test_empty_day_ends_cleanly_without_files(make_project):

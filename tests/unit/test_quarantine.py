@@ -125,3 +125,36 @@ def test_too_few_days_left_fails_with_a_clear_message(make_project):
     step_validate(params, AS_OF, step_ingest(params, AS_OF))
     with pytest.raises(InsufficientData, match=r"only 13 of 14 days have data, fewer than 14 \(prepare.min_window_days=14"):
         step_prepare(params, AS_OF)
+
+
+def test_a_bad_day_first_read_by_a_later_run_is_quarantined_without_failing_that_run(make_project):
+    """The first run over a window (a new project's bootstrap) reads every day: one bad day among them is
+    quarantined and left out, the run trains on the rest; only an as-of day's failure stops a run."""
+    params = load_params(make_project())
+    seed(params.source_file, incidents=[IncidentSpec(day=BAD_DAY, kind="unseen_category")])
+    result = run_pipeline(params, AS_OF)
+    entry = next(p for p in result["validation"]["partitions"] if p["day"] == BAD_DAY.isoformat())
+    assert entry["success"] is False and entry["quarantined_to"]
+    assert quarantine_record(params, BAD_DAY)["kind"] == "gate"
+    gap = next(g for g in result["prepared"]["gaps"] if g["day"] == BAD_DAY.isoformat())
+    assert gap["kind"] == "quarantined_gate" and "region" in gap["reason"]
+    assert result["registered"]["version"] == "1"
+
+
+def test_a_partition_no_gate_passed_is_judged_by_the_next_run(make_project):
+    """A run that stopped between ingest and validate (a broken suite file, a killed worker) leaves a raw
+    partition nobody judged: the next run validates it instead of training on it unjudged."""
+    from retrainer.ingest import ingest_day
+
+    params = load_params(make_project())
+    seed(params.source_file, incidents=[IncidentSpec(day=BAD_DAY, kind="out_of_range")])
+    ingest_day(params, BAD_DAY)  # ingested, never validated
+    ingested = step_ingest(params, AS_OF)
+    assert {p["day"]: p["status"] for p in ingested["new_partitions"]}[BAD_DAY.isoformat()] == "unvalidated"
+    validated = step_validate(params, AS_OF, ingested)  # the bad day is quarantined, the run goes on
+    assert quarantine_record(params, BAD_DAY)["kind"] == "gate"
+    assert not partition_file(params.data_dir, BAD_DAY).exists()
+    assert all(p["success"] for p in validated["partitions"] if p["day"] != BAD_DAY.isoformat())
+    # Judged once: the next run finds every partition passed (existing), nothing to validate again.
+    again = step_ingest(params, AS_OF)
+    assert [p["day"] for p in again["new_partitions"]] == [AS_OF.isoformat()]

@@ -92,3 +92,35 @@ def test_readiness_skips_quarantined_and_failed_days_and_defaults_shadow(make_pr
     report.write_text(json.dumps({"success": True}))
     assert readiness(params, day, False) == {"day": "2026-03-31", "status": "ready", "ready": True, "skip": "",
                                              "shadow": False}
+
+
+def test_quarantined_and_unreadable_days_are_never_scored_and_the_refusal_says_why(make_project):
+    """Through the real pipeline: a day that failed its gate and a day whose rows could not be read are
+    quarantined; batch scoring skips both, naming the kind of quarantine and the failures, and writes
+    nothing for them; the good day is scored by the champion trained without them."""
+    from retrainer.datagen import IncidentSpec
+    from retrainer.errors import GateFailed, PartitionNotReady
+    from retrainer.pipeline import run_pipeline
+    from retrainer.scoring import day_dir, readiness, score_day, score_partition
+    from tests.conftest import seed
+    from tests.unit.test_quarantine import _set_on_day
+
+    params = load_params(make_project())
+    gate_day, unreadable_day = AS_OF - timedelta(days=2), AS_OF - timedelta(days=1)
+    seed(params.source_file, incidents=[IncidentSpec(day=gate_day, kind="out_of_range")])
+    _set_on_day(params, "monthly_charges", "12,5", unreadable_day, 3)
+    for day in (gate_day, unreadable_day):
+        with pytest.raises(GateFailed):
+            run_pipeline(params, day)
+    run_pipeline(params, AS_OF)  # the champion, trained on the window without the two days
+
+    for day, kind, failure in ((gate_day, "gate", "tenure_months"), (unreadable_day, "unreadable", "monthly_charges")):
+        ready = readiness(params, day)
+        assert ready["status"] == "quarantined" and not ready["ready"]
+        assert ready["skip"].startswith(f"partition dt={day.isoformat()} is quarantined ({kind}: "), ready["skip"]
+        assert failure in ready["skip"] and ready["skip"].endswith(": not scored")
+        with pytest.raises(PartitionNotReady, match=rf"dt={day.isoformat()} is quarantined \({kind}: .*{failure}"):
+            score_partition(params, day)
+        assert not day_dir(params, day).exists()
+    scored = score_day(params, AS_OF, shadow=False)
+    assert scored["champion"]["rows"] == 300 and scored["champion"]["version"] == "1"

@@ -115,8 +115,9 @@ def test_structure_roles_and_severities():
         "column_set": list(reference.columns),
         "exact_match": True,
     }
+    # From the per-day counts (200 a day): critical below a tenth of the smallest day or above 10x the largest.
     assert one(suite, "expect_table_row_count_to_be_between", severity="critical") == {
-        "min_value": 1,
+        "min_value": 20,
         "max_value": 2_000,
     }
     assert one(suite, "expect_table_row_count_to_be_between", severity="warning") == {
@@ -142,7 +143,9 @@ def test_structure_roles_and_severities():
     # Text carries no per-value type check; structure, types, ranges and sets are critical, means warnings.
     assert not by(suite, "expect_column_values_to_be_in_type_list", "region")
     for e in suite["expectations"]:
-        expected = "warning" if e["type"].startswith(("expect_column_mean", "expect_column_proportion")) else None
+        # A missing label is an unlabelled row: a warning with its share, never a critical failure.
+        label = e["kwargs"].get("column") == "churned" and "not_be_null" in e["type"]
+        expected = "warning" if label or e["type"].startswith(("expect_column_mean", "expect_column_proportion")) else None
         if expected:
             assert e["meta"]["severity"] == expected, e
         elif e["type"] != "expect_table_row_count_to_be_between":
@@ -329,3 +332,56 @@ def test_cli_suite_init_from_the_source_table(make_project, capsys):
 
     assert cli.main([*args, "--force", "--table", "no_such_table"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# --- fitting the suite to its sample: every day of the sample passes -----------------------------
+
+
+def test_the_fitted_suite_passes_on_every_day_of_its_sample(tmp_path):
+    from retrainer.run_context import day_interval
+    from retrainer.suite_fit import fit_suite, sample_days
+
+    reference = generate_range(date(2026, 1, 1), date(2026, 1, 6), 300, SEED)
+    days = reference["event_time"].dt.date
+    bad = days == date(2026, 1, 4)
+    # One day with far more missing values and missing labels than the sample's average.
+    reference.loc[bad & (reference.index % 3 == 0), "monthly_charges"] = np.nan
+    reference.loc[bad & (reference.index % 4 == 0), "churned"] = np.nan
+    suite = profile_suite(reference, name="fit", sample_rows=600, **ROLES)
+    label_checks = [e for e in suite["expectations"] if e["kwargs"].get("column") == "churned" and "null" in e["type"]]
+    assert label_checks and {e["meta"]["severity"] for e in label_checks} == {"warning"}
+    assert "unlabelled" in label_checks[0]["meta"]["notes"]
+
+    changes = fit_suite(suite, reference, "event_time")
+    changed = {(c["type"], c["column"], c["action"]) for c in changes}
+    assert ("expect_column_values_to_not_be_null", "monthly_charges", "loosened") in changed, changes
+    # A value beyond the range of the profiled third of the rows (600 of 1,800), on a day of the sample.
+    assert any(kind == "expect_column_values_to_be_between" and action == "loosened"
+               for kind, _, action in changed), changes
+    assert not any(c["column"] == "churned" for c in changes)  # missing labels never fail the gate
+    assert suite["meta"]["fitted"] == changes
+    assert suite["meta"]["structural_rules"][0]["type"] == "retrainer_numeric_values_finite"
+    path = write_suite(suite, tmp_path / "fit.json")
+    for n, (day, batch) in enumerate(sample_days(reference, "event_time")):
+        start, end = day_interval(day)
+        outcome = v.validate_frame(batch, path, tmp_path / f"day{n}", partition_label=f"dt={day}",
+                                   interval_start=start, interval_end=end, build_docs=False)
+        assert outcome.success, outcome.message()
+    # Without the fitting, the day with many missing values fails the suite made from its own sample.
+    unfitted = write_suite(profile_suite(reference, name="fit", sample_rows=600, **ROLES), tmp_path / "raw.json")
+    start, end = day_interval(date(2026, 1, 4))
+    outcome = v.validate_frame(reference[bad], unfitted, tmp_path / "unfitted", partition_label="dt=2026-01-04",
+                               interval_start=start, interval_end=end, build_docs=False)
+    assert not outcome.success
+
+
+def test_cli_suite_init_leaves_out_a_day_the_sample_limit_cut_short(make_project, capsys):
+    params = make_project()
+    seed(params, end=date(2026, 1, 5), days=3, rows_per_day=150)
+    out = params.parent / "suites" / "events.json"
+    args = ["--params", str(params), "suite", "init", "--table", "customer_events", "--out", str(out)]
+    assert cli.main([*args, "--sample-rows", "200"]) == 0  # the newest 150 rows and 50 of the day before
+    result = json.loads(capsys.readouterr().out)
+    assert result["rows"] == 150 and result["days_checked"] == 1
+    assert one(json.loads(out.read_text()), "expect_table_row_count_to_be_between", severity="warning") == {
+        "min_value": 75, "max_value": 300}

@@ -4,6 +4,7 @@ point, experiments and run keys, and the registry reads (aliases, as-of dates, h
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -149,3 +150,38 @@ def test_champion_history_summary_and_status_read_the_registry(params):
     assert newest["aliases"] == sorted([CHAMPION, CHALLENGER]) and newest["gate"] == "passed"
     assert newest["as_of"] == "2026-03-02" and newest["demoted"] is None
     assert status["history"] == history
+
+
+def test_a_retry_ends_runs_left_running_by_a_dead_attempt_and_leaves_live_ones_alone(params):
+    """A CLI run killed on this host (its process is gone) and an earlier try of the same Airflow task are
+    ended as KILLED with the retry named; a run of a live process of another Airflow run is left RUNNING."""
+    import subprocess
+    import sys
+
+    from retrainer.tracking import ATTEMPT_TAG, ENDED_BY_TAG, attempt_id, end_abandoned_runs
+
+    client = mlflow_client(params)
+    experiment = ensure_experiment(params)
+    host = attempt_id().rpartition(":")[0]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # a process that has ended: its pid runs nothing now
+
+    def running(attempt: str, **airflow: str) -> str:
+        tags = {RUN_KEY_TAG: "k1", ATTEMPT_TAG: attempt, **{f"airflow.{k}": v for k, v in airflow.items()}}
+        return client.create_run(experiment, tags=tags).info.run_id
+
+    killed_cli = running(f"{host}:{dead}", dag_id="cli")
+    earlier_try = running("worker-2:4242", dag_id="training", run_id="manual__1")
+    live_other = running(f"{host}:{os.getppid()}", dag_id="training", run_id="manual__2")
+    other_key = client.create_run(experiment, tags={RUN_KEY_TAG: "k2", ATTEMPT_TAG: f"{host}:{dead}"}).info.run_id
+
+    ended = end_abandoned_runs(params, experiment, "k1", {"dag_id": "training", "run_id": "manual__1"})
+    assert sorted(ended) == sorted([killed_cli, earlier_try])
+    for run_id in ended:
+        run = client.get_run(run_id)
+        assert run.info.status == "KILLED" and run.info.end_time
+        assert f"retry, attempt {attempt_id()}" in run.data.tags[ENDED_BY_TAG]
+    assert "(Airflow training manual__1)" in client.get_run(earlier_try).data.tags[ENDED_BY_TAG]
+    assert client.get_run(live_other).info.status == "RUNNING"
+    assert client.get_run(other_key).info.status == "RUNNING"
+    assert end_abandoned_runs(params, experiment, "k1", {"dag_id": "cli"}) == []  # nothing left to end

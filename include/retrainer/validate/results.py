@@ -212,7 +212,8 @@ def json_safe(value: Any) -> Any:
 
 
 def _short_json(value: Any, limit: int = 200) -> str:
-    text = json.dumps(value, default=str)
+    # Values as they are (ensure_ascii off): "nÃ¶rth" must read as the mojibake it is, not as \u00c3\u00b6.
+    text = json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
