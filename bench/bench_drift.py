@@ -36,15 +36,15 @@ sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 
 from bench.drift_cases import CASES, drift_case, simulate_daily_checks  # noqa: E402
 from retrainer import drift  # noqa: E402
-from retrainer.config import load_params  # noqa: E402
 from retrainer.datagen import DriftSpec  # noqa: E402
+from retrainer.deployment import find_deployment  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0", "false")
 ROWS = int(os.environ.get("BENCH_DRIFT_ROWS", 100_000 if QUICK else 1_000_000))
 SELECTED = [c for c in os.environ.get("BENCH_DRIFT_CASES", ",".join(CASES)).split(",") if c]
 DRIFT_SHARE = 0.2
-SAMPLE_ROWS = 20_000  # params.yaml drift.report_sample_rows
-WORKERS = 2  # params.yaml drift.workers
+SAMPLE_ROWS = 20_000  # models/churn.yaml drift.report_sample_rows
+WORKERS = 2  # models/churn.yaml drift.workers
 RESULTS = ROOT / "bench" / "results" / "drift.json"
 
 
@@ -152,7 +152,7 @@ def bench_case(name: str) -> dict:
 
 
 def false_alarm_and_delays() -> dict:
-    policy = load_params(ROOT / "params.yaml").drift
+    policy = find_deployment(ROOT, explicit=ROOT / "models").load("churn").drift  # the demo model's policy
     first = date(2026, 5, 1)
     start = first + timedelta(days=5)
     seeds = (42, 7, 2024) if not QUICK else (42,)

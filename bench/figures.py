@@ -25,12 +25,12 @@ DOCUMENTS = ("README.md", "bench/README.md")
 ORDER = ("overhead", "parse", "scale", "validation", "drift", "backfill")
 
 _LIBRARY = ("include/retrainer/", "requirements.txt", "bench/common.py")
-_STACK = ("dags/", "plugins/", "include/retrainer_airflow/", "include/retrainer_launcher/", "params.yaml",
+_STACK = ("dags/", "plugins/", "include/retrainer_airflow/", "include/retrainer_launcher/", "models/",
           "validation_suites/", "tests/conftest.py", "tests/integration/scheduler_stack.py")
 SOURCES: dict[str, tuple[str, ...]] = {
     "overhead": ("bench/bench_overhead.py", "bench/dags/", *_LIBRARY, *_STACK),
     "parse": ("bench/bench_parse.py", "dags/", "plugins/", "include/", "requirements.txt", "bench/common.py"),
-    "scale": ("bench/bench_scale.py", *_LIBRARY, "include/retrainer_airflow/preload.py", "params.yaml",
+    "scale": ("bench/bench_scale.py", *_LIBRARY, "include/retrainer_airflow/preload.py", "models/",
               "validation_suites/", "tests/conftest.py"),
     "validation": ("bench/bench_validation.py", *_LIBRARY, "validation_suites/"),
     "drift": ("bench/bench_drift.py", "bench/drift_cases.py", *_LIBRARY),

@@ -1,4 +1,6 @@
-"""batch_scoring: score each new partition with the champion (and the challenger in shadow).
+"""batch_scoring__<model>: score each new partition with the champion (and the challenger in shadow).
+
+One DAG per model file (``batch_scoring`` for a single params.yaml; see ``dags/training.py``).
 
 A run covers one day: the data interval's day for scheduled runs and backfills, or the *Day* param.
 It waits until that day's partition is in the training area with a passing validation report (a
@@ -16,23 +18,24 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, get_current_context, task
+from retrainer_airflow.per_model import DagModel, for_model, model_dags
 from retrainer_notifier import deadline_alerts, notified_task_defaults  # plugins/: notifiers, deadlines
 
 from retrainer.names import BATCH_SCORING_DAG, CHAMPION, DAG_TAG
 
 
-@dag(
+@model_dags(
     dag_id=BATCH_SCORING_DAG,
     description="Score each day's validated partition with the champion (and the challenger in shadow)",
     # 02:00 UTC: the interval [D-1 02:00, D 02:00) scores day D-1, which the midnight training run ingested.
-    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    schedule=for_model(lambda model: CronDataIntervalTimetable(model.cron("scoring"), timezone="UTC")),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=2,
     tags=[DAG_TAG, "scoring"],
     default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
-    deadline=deadline_alerts(BATCH_SCORING_DAG),  # params.yaml deadlines.batch_scoring
+    deadline=for_model(lambda model: deadline_alerts(BATCH_SCORING_DAG, model.params)),  # params.yaml deadlines.batch_scoring
     params={
         "day": Param(
             None,
@@ -51,7 +54,7 @@ from retrainer.names import BATCH_SCORING_DAG, CHAMPION, DAG_TAG
     },
     doc_md=__doc__,
 )
-def batch_scoring():
+def batch_scoring(model: DagModel):
     @task.sensor(poke_interval=300, timeout=6 * 3600, mode="reschedule", soft_fail=True)
     def partition_ready() -> PokeReturnValue:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -104,6 +107,3 @@ def batch_scoring():
 
     ready = partition_ready()
     score_shadow(ready, score_champion(ready))
-
-
-batch_scoring()

@@ -1,4 +1,7 @@
-"""ingest_landing: files dropped into the landing folder retrain the model for the days they cover.
+"""ingest_landing__<model>: files dropped into a model's landing folder retrain it for the days they cover.
+
+One DAG per model file (``ingest_landing`` for a single params.yaml; see ``dags/training.py``), each
+watching the model's own ``landing.folder`` and triggering the model's own ``training``.
 
     wait_for_files (deferrable FileSensor: waits in the triggerer, holds no worker slot)
       -> claim_files   move each file atomically into staging/<content hash>/ (or quarantine)
@@ -10,7 +13,7 @@ Why TriggerDagRunOperator and not an Asset that `training` is scheduled on: an a
 no logical date and several events can be folded into one run, while every `training` run must
 train as of one explicit day. A trigger per day gives one run per day, with a run id naming the day
 and the partition's content hash, so a retried trigger finds its run instead of making a second one.
-The ingest task still updates the Asset ``retrainer_raw_partitions`` (days in its extra), for DAGs
+The ingest task still updates the model's Asset ``retrainer_raw_partitions__<model>`` (days in its extra), for DAGs
 that react to new data in general.
 
 Runs back to back (``@continuous``, one at a time): each run waits for the next files. Wiring only;
@@ -21,19 +24,19 @@ one reason a step is an operator in ``training``) between Airflow's own sensor a
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.providers.standard.sensors.filesystem import FileSensor
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk import get_current_context, task
+from retrainer_airflow.per_model import DagModel, for_model, model_dags
 from retrainer_airflow.tasks import landing_glob
 from retrainer_notifier import notified_task_defaults  # plugins/: task log + optional webhook
 
-from retrainer.names import DAG_TAG, DVC_POOL, INGEST_LANDING_DAG, RAW_PARTITIONS_ASSET, TRAINING_DAG
-
-RAW_PARTITIONS = Asset(name=RAW_PARTITIONS_ASSET)
+from retrainer.names import DAG_TAG, DVC_POOL, INGEST_LANDING_DAG, TRAINING_DAG
 
 
-@dag(
+@model_dags(
     dag_id=INGEST_LANDING_DAG,
     description="Wait for files in the landing folder, stage them, write daily partitions, trigger training",
     schedule="@continuous",
@@ -42,10 +45,12 @@ RAW_PARTITIONS = Asset(name=RAW_PARTITIONS_ASSET)
     max_active_runs=1,  # required by @continuous; also keeps one claimer of the landing folder
     tags=[DAG_TAG],
     default_args=notified_task_defaults(2, timedelta(seconds=10)),
-    user_defined_macros={"landing_glob": landing_glob},
+    user_defined_macros=for_model(lambda model: {"landing_glob": partial(landing_glob, model.name)}),
     doc_md=__doc__,
 )
-def ingest_landing():
+def ingest_landing(model: DagModel):
+    RAW_PARTITIONS = model.raw_partitions  # noqa: N806 - the model's asset, named as in the other DAG files
+
     wait_for_files = FileSensor(
         task_id="wait_for_files",
         filepath="{{ landing_glob() }}",
@@ -105,13 +110,10 @@ def ingest_landing():
     triggers = ingest_files(claimed)
     trigger_training = TriggerDagRunOperator.partial(
         task_id="trigger_training",
-        trigger_dag_id=TRAINING_DAG,
+        trigger_dag_id=model.dag_id(TRAINING_DAG),
         logical_date=None,  # like a UI trigger: the run's as-of date comes from its conf
         skip_when_already_exists=True,
         wait_for_completion=False,
     ).expand_kwargs(triggers)
     # Report quarantined files after the good days were triggered.
     [triggers, trigger_training] >> check_quarantine()
-
-
-ingest_landing()

@@ -1,4 +1,4 @@
-"""promote: make a model version the champion by hand (the approval step of `registry.promotion: manual`).
+"""promote__<model>: make a model version the champion by hand (the approval step of `registry.promotion: manual`).
 
 Trigger it from the UI with the version and the reason. The move is a check-and-set under the registry
 lock; versions whose gate failed, that are older than the champion, or that a rollback demoted are
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, get_current_context, task
+from retrainer_airflow.per_model import DagModel, model_dags
 from retrainer_notifier import notified_task_defaults, notify_champion_move  # plugins/: notifiers
 
 from retrainer.names import DAG_TAG, EVENT_PROMOTION, PROMOTE_DAG
 
 
-@dag(
+@model_dags(
     dag_id=PROMOTE_DAG,
     description="Approve a model version: move the champion alias to it (check-and-set, recorded)",
     schedule=None,  # manual only: a person decides
@@ -59,7 +60,7 @@ from retrainer.names import DAG_TAG, EVENT_PROMOTION, PROMOTE_DAG
     },
     doc_md=__doc__,
 )
-def promote():
+def promote(model: DagModel):
     @task
     def check() -> dict:
         from retrainer_airflow.tasks import registry_outcomes, task_params
@@ -103,5 +104,3 @@ def promote():
 
     move(check())
 
-
-promote()

@@ -1,4 +1,4 @@
-"""rollback: move the champion back in one step, to the previous champion or to a chosen version.
+"""rollback__<model>: move the champion back in one step, to the previous champion or to a chosen version.
 
 The replaced version is tagged as demoted, so no training run promotes it again automatically; the
 next training run evaluates its challenger against the restored champion. Who and why are recorded.
@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, get_current_context, task
+from retrainer_airflow.per_model import DagModel, model_dags
 from retrainer_notifier import notified_task_defaults, notify_champion_move  # plugins/: notifiers
 
 from retrainer.names import DAG_TAG, EVENT_ROLLBACK, PREVIOUS_CHAMPION, ROLLBACK_DAG
 
 
-@dag(
+@model_dags(
     dag_id=ROLLBACK_DAG,
     description="Move the champion alias back (to champion-previous or a chosen version), recorded",
     schedule=None,  # manual only: a person decides
@@ -47,7 +48,7 @@ from retrainer.names import DAG_TAG, EVENT_ROLLBACK, PREVIOUS_CHAMPION, ROLLBACK
     },
     doc_md=__doc__,
 )
-def rollback():
+def rollback(model: DagModel):
     @task
     def plan() -> dict:
         from retrainer_airflow.tasks import registry_outcomes, task_params
@@ -82,5 +83,3 @@ def rollback():
 
     move(plan())
 
-
-rollback()

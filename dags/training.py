@@ -1,5 +1,8 @@
-"""training: ingest -> validate -> prepare -> train -> evaluate -> register (-> approve -> apply_approval
-with ``registry.promotion: manual``) for one as-of date.
+"""training__<model>: ingest -> validate -> prepare -> train -> evaluate -> register (-> approve ->
+apply_approval with ``registry.promotion: manual``) for one as-of date.
+
+One DAG per model file (``models/<name>.yaml``; ``training`` for a single params.yaml), built by
+``retrainer_airflow.per_model.model_dags``: the body below is written once, for a model.
 
 Wiring only: every task body calls one step of ``retrainer.pipeline`` inside
 ``retrainer_airflow.tasks.airflow_outcomes``; heavy libraries are imported inside the tasks, so parsing
@@ -16,29 +19,27 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, get_current_context, task
+from retrainer_airflow.per_model import DagModel, for_model, model_dags
 from retrainer_approval import ApplyApprovalOperator, ChampionApprovalOperator  # plugins/: human in the loop
 from retrainer_notifier import deadline_alerts, notified_task_defaults  # plugins/: notifiers, deadlines
 from retrainer_operators import RegisterOperator, TrainOperator, ValidateOperator  # plugins/: steps + links
 
-from retrainer.names import DAG_TAG, DVC_POOL, RAW_PARTITIONS_ASSET, TRAINING_DAG
-
-# New raw partitions: drift_monitor runs when this asset is updated (extra: the as-of day).
-RAW_PARTITIONS = Asset(RAW_PARTITIONS_ASSET)
+from retrainer.names import DAG_TAG, DVC_POOL, TRAINING_DAG
 
 
-@dag(
+@model_dags(
     dag_id=TRAINING_DAG,
     description="Retrain the tabular model on the window ending at the run's as-of date",
     # A data-interval timetable, not "@daily" (a trigger timetable in Airflow 3): each scheduled or
     # backfilled run covers the completed day [D, D+1) and trains as of D.
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    schedule=for_model(lambda model: CronDataIntervalTimetable(model.cron("training"), timezone="UTC")),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=4,
     tags=[DAG_TAG],
     default_args=notified_task_defaults(2, timedelta(seconds=20), exponential=True),
-    deadline=deadline_alerts(TRAINING_DAG),  # params.yaml deadlines.training
+    deadline=for_model(lambda model: deadline_alerts(TRAINING_DAG, model.params)),  # params.yaml deadlines.training
     params={
         "as_of": Param(
             None,
@@ -84,7 +85,10 @@ RAW_PARTITIONS = Asset(RAW_PARTITIONS_ASSET)
     },
     doc_md=__doc__,
 )
-def training():
+def training(model: DagModel):
+    # New raw partitions: the model's drift_monitor runs when its asset is updated (extra: the as-of day).
+    RAW_PARTITIONS = model.raw_partitions  # noqa: N806 - the asset, named as in the other DAG files
+
     @task(pool=DVC_POOL, outlets=[RAW_PARTITIONS])
     def ingest() -> dict:
         from datetime import date
@@ -136,6 +140,3 @@ def training():
     # registry.promotion: manual: a person approves or rejects under Required actions (else both skip).
     answer = ChampionApprovalOperator(task_id="approve", evaluated=evaluated, registered=registered).output
     ApplyApprovalOperator(task_id="apply_approval", evaluated=evaluated, registered=registered, answer=answer)
-
-
-training()

@@ -67,12 +67,14 @@ def approval_links(params: Any, evaluated: dict, registered: dict) -> dict[str, 
     )
 
     from retrainer.evaluate.decision import Decision
+    from retrainer.names import model_of
     from retrainer.tracking import mlflow_client
 
     facts = evaluated["run"]
     decision = Decision.load(evaluated["evaluated"]["decision_path"])
     ui, base, client = mlflow_ui_url(params), link_base_url(), mlflow_client(params)
     lineage = _lineage_page(facts["dag_id"], facts["run_id"])
+    model = model_of(facts["dag_id"])  # reports of a models/ deployment's model: under its own route
 
     def run_link(run_id: str | None) -> str | None:
         if not (ui and run_id):
@@ -87,8 +89,8 @@ def approval_links(params: Any, evaluated: dict, registered: dict) -> dict[str, 
         "MLflow run of the challenger": run_link(decision.challenger_run_id) or lineage,
         "MLflow model version": mlflow_version_link(ui, registered["name"], registered["version"]),
         f"MLflow run of champion v{decision.champion_version}": run_link(decision.champion_run_id),
-        "Data Docs of the as-of day": report_url(validation_report(params, facts["as_of"]), base),
-        "Drift report that started this run": report_url(report_path(params, facts.get("trigger_report")), base),
+        "Data Docs of the as-of day": report_url(validation_report(params, facts["as_of"]), base, model),
+        "Drift report that started this run": report_url(report_path(params, facts.get("trigger_report")), base, model),
         "Lineage of this run (Retrainer)": lineage,
         "This run in Airflow": facts.get("ui_url"),
     }

@@ -181,16 +181,19 @@ def build_notifier(entry: Any, payload: dict[str, Any]) -> BaseNotifier:
     raise ValueError(f"unknown notifier kind {entry.kind!r}")
 
 
-def configured_notifiers(params: Any = None) -> list:
-    """params.yaml ``notifications`` (the task's params file); the default webhook if it cannot be read,
-    so that a broken params file, often the very failure reported, is still reported."""
+def configured_notifiers(params: Any = None, dag_id: str | None = None) -> list:
+    """params.yaml ``notifications`` (the params of ``dag_id``'s model, else of the running task's); the
+    default webhook if it cannot be read, so that a broken params file, often the very failure reported,
+    is still reported."""
     from retrainer.config import ConfigError, default_notifications
 
     if params is None:
-        from retrainer_airflow.tasks import task_params
+        from retrainer_airflow.tasks import model_params, task_params
+
+        from retrainer.names import model_of
 
         try:
-            params = task_params()
+            params = model_params(model_of(dag_id)) if dag_id else task_params()
         except ConfigError as exc:
             log.warning("notifications: params file unreadable (%s); using the default webhook", str(exc)[:300])
             return default_notifications()
@@ -213,7 +216,7 @@ def _connection_exists(conn_id: str) -> bool:
 def notifiers_for(event: str, facts: dict[str, Any], params: Any = None) -> list[BaseNotifier]:
     """The notifiers that want ``event``, built with its message (whether their connection exists or not)."""
     payload = event_payload(event, facts)
-    return [build_notifier(entry, payload) for entry in _wanted(configured_notifiers(params), event)]
+    return [build_notifier(entry, payload) for entry in _wanted(configured_notifiers(params, facts.get("dag_id")), event)]
 
 
 def _delivery_error(exc: BaseException) -> str:
@@ -226,7 +229,7 @@ def notify(event: str, facts: dict[str, Any], params: Any = None) -> list[str]:
     payload = event_payload(event, facts)
     log.info("retrainer %s notification: %s", event, payload["text"].splitlines()[0])
     reached = []
-    for entry in _wanted(configured_notifiers(params), event):
+    for entry in _wanted(configured_notifiers(params, facts.get("dag_id")), event):
         if not _connection_exists(entry.conn_id):
             log.info("no Airflow connection %r: %s notification (%s) not sent", entry.conn_id, event, entry.kind)
             continue
@@ -246,7 +249,7 @@ async def anotify(event: str, facts: dict[str, Any], params: Any = None) -> list
     payload = event_payload(event, facts)
     log.info("retrainer %s notification: %s", event, payload["text"].splitlines()[0])
     reached = []
-    entries = await asyncio.to_thread(configured_notifiers, params)
+    entries = await asyncio.to_thread(configured_notifiers, params, facts.get("dag_id"))
     for entry in _wanted(entries, event):
         if not await asyncio.to_thread(_connection_exists, entry.conn_id):
             log.info("no Airflow connection %r: %s notification (%s) not sent", entry.conn_id, event, entry.kind)

@@ -100,7 +100,7 @@ class ValidateOperator(BaseOperator):
         from datetime import date
 
         from retrainer_airflow.links import link_base_url
-        from retrainer_airflow.tasks import airflow_outcomes, task_params
+        from retrainer_airflow.tasks import airflow_outcomes, current_model, task_params
         from retrainer_ui_data import report_url, validation_report
 
         from retrainer.pipeline import step_validate
@@ -113,7 +113,8 @@ class ValidateOperator(BaseOperator):
                 summary = step_validate(params, date.fromisoformat(as_of), self.ingested["ingest"])
         finally:
             if params is not None:
-                _push_link(context, DataDocsLink, report_url(validation_report(params, as_of), link_base_url()))
+                _push_link(context, DataDocsLink,
+                           report_url(validation_report(params, as_of), link_base_url(), current_model(context)))
         for part in summary["partitions"]:
             print(f"{part['day']}: passed, report {part['report_json']}, warnings {part['warnings'] or 'none'}")
         return {"run": self.ingested["run"], "validation": summary}
@@ -206,7 +207,7 @@ class DriftCheckOperator(BaseOperator):
         from datetime import date
 
         from retrainer_airflow.links import link_base_url
-        from retrainer_airflow.tasks import airflow_outcomes, monitor_facts, task_params
+        from retrainer_airflow.tasks import airflow_outcomes, current_model, monitor_facts, task_params
         from retrainer_ui_data import report_path, report_url
 
         from retrainer.monitor import run_check
@@ -220,7 +221,8 @@ class DriftCheckOperator(BaseOperator):
                 window=facts["window_days"],
                 context={k: facts[k] for k in ("dag_id", "run_id", "run_type")},
             )
-        _push_link(context, DriftReportLink, report_url(report_path(params, summary["report_html"]), link_base_url()))
+        _push_link(context, DriftReportLink,
+                   report_url(report_path(params, summary["report_html"]), link_base_url(), current_model(context)))
         print(summary["summary_line"])
         print(f"decision: {summary['decision']['action']} ({summary['decision']['note']})")
         for reason in summary["decision"]["reasons"]:

@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from retrainer.config import Params
-from retrainer.names import CHALLENGER, CHAMPION, TRAINING_DAG
+from retrainer.names import CHALLENGER, CHAMPION, TRAINING_DAG, dag_id
 from retrainer.run_context import from_run_record
 from retrainer.storage import md5_file, partition_dir
 from retrainer.tracking import APPROVAL_TAG, AS_OF_TAG, DEMOTED_TAG, GATE_TAG, RUN_KEY_TAG
@@ -88,11 +88,13 @@ def report_path(params: Params, path: str | Path | None) -> str | None:
     return full.relative_to(root).as_posix() if full.is_relative_to(root) else None
 
 
-def report_url(relative: str | None, base: str = "") -> str | None:
-    """The URL the plugin serves a report at (``base``: the Airflow UI's base URL, or "" for a path)."""
+def report_url(relative: str | None, base: str = "", model: str | None = None) -> str | None:
+    """The URL the plugin serves a report at (``base``: the Airflow UI's base URL, or "" for a path), under
+    ``/models/<model>`` for a model of a models/ deployment (its reports folder)."""
     if not relative:
         return None
-    return f"{base.rstrip('/')}{REPORTS_ROUTE}{quote(relative, safe='/=')}"
+    route = f"{URL_PREFIX}/models/{quote(model, safe='')}/reports/" if model else REPORTS_ROUTE
+    return f"{base.rstrip('/')}{route}{quote(relative, safe='/=')}"
 
 
 def mlflow_ui_url(params: Params) -> str | None:
@@ -340,7 +342,7 @@ def replay_run_id(day: str, batches: int, digest: str) -> str:
     return f"replay__{day}__{batches}-{digest}"
 
 
-def replay_request(params: Params, day: str, user: str) -> dict:
+def replay_request(params: Params, day: str, user: str, training_dag: str = TRAINING_DAG) -> dict:
     """The `training` run that replays the quarantined ``day``: REST body and run id.
 
     A new run with ``as_of`` = the day, not a clear of the failed run: the quarantine can come from any
@@ -354,7 +356,7 @@ def replay_request(params: Params, day: str, user: str) -> dict:
         raise NotQuarantined(f"{day} has no quarantined partition under {params.data_dir / 'quarantine'}")
     note = f"replay of quarantined {day} (batch {entry['batches']}, md5 {entry['md5']}) requested by {user} from the control room"
     return {
-        "dag_id": TRAINING_DAG,
+        "dag_id": training_dag,
         "body": {
             "dag_run_id": entry["replay_run_id"],
             "logical_date": None,
@@ -510,9 +512,9 @@ def run_lineage(params: Params, dag_id: str, run_id: str, as_of: str | None = No
 # --------------------------------------------------------------------------------------------------
 
 
-def overview(params: Params, gate_days: int = 14, drift_checks: int = 60) -> dict:
-    """Everything the page shows; a section that cannot be read (MLflow down, a broken ledger) carries
-    its error instead of taking the whole page down."""
+def overview(params: Params, gate_days: int = 14, drift_checks: int = 60, model: str | None = None) -> dict:
+    """Everything the page of ``model`` (None: a single params file) shows; a section that cannot be read
+    (MLflow down, a broken ledger) carries its error instead of taking the whole page down."""
     sections: dict[str, Callable[[], Any]] = {
         "champion": lambda: model_card(params, CHAMPION),
         "challenger": lambda: model_card(params, CHALLENGER),
@@ -521,7 +523,8 @@ def overview(params: Params, gate_days: int = 14, drift_checks: int = 60) -> dic
         "drift": lambda: drift_history(params, drift_checks),
         "quarantine": lambda: quarantined(params),
     }
-    out: dict[str, Any] = {"model_name": params.model.registered_name,
+    out: dict[str, Any] = {"model_name": params.model.registered_name, "model": model,
+                           "training_dag": dag_id(TRAINING_DAG, model),
                            "primary_metric": params.evaluation.primary_metric, "task": params.dataset.task,
                            "errors": {}}
     for name, read in sections.items():

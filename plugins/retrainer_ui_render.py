@@ -124,9 +124,16 @@ def quarantine_table(entries: list[dict] | None, prefix: str, can_replay: bool, 
     return _macro("tables.html", "quarantine_table", entries, prefix, can_replay)
 
 
-def control_room(data: dict, prefix: str, airflow_base: str, user: str, can_replay: bool) -> str:
+def control_room(data: dict, prefix: str, airflow_base: str, user: str, can_replay: bool,
+                 models_href: str | None = None) -> str:
+    """One model's page (``models_href``: the list of all models, when there are several)."""
     return _page("control_room.html", data=data, prefix=prefix, airflow_base=airflow_base, user=user,
-                 can_replay=can_replay)
+                 can_replay=can_replay, models_href=models_href)
+
+
+def models_page(data: dict, prefix: str, airflow_base: str, user: str) -> str:
+    """The list of every model of the deployment, each row opening its page."""
+    return _page("models.html", data=data, prefix=prefix, airflow_base=airflow_base, user=user)
 
 
 def lineage(data: dict, prefix: str, airflow_base: str) -> str:

@@ -1,4 +1,8 @@
-"""Shared fixtures: a throw-away Retrainer project (params.yaml, source, stores) under tmp_path."""
+"""Shared fixtures: a throw-away Retrainer project (params.yaml, source, stores) under tmp_path.
+
+The repo's deployment is a models/ folder (the demo churn model over the shared file); a test project is
+one params.yaml made of the two (a single-file deployment: bare DAG ids), or a models/ folder of its own
+(:func:`write_models_project`)."""
 
 from __future__ import annotations
 
@@ -35,8 +39,24 @@ def merge(base: dict, overrides: dict) -> dict:
     return out
 
 
+def repo_model_document(name: str = "churn") -> dict:
+    """The repo's models/<name>.yaml merged over models/_shared.yaml (no per-model defaults: the paths of a
+    single params file), with the suites pointed back at the repo."""
+    shared = yaml.safe_load((REPO_ROOT / "models" / "_shared.yaml").read_text())
+    raw = merge(shared, yaml.safe_load((REPO_ROOT / "models" / f"{name}.yaml").read_text()))
+    # The names a model file takes from its file name (retrainer.deployment.model_defaults; its folders
+    # are the single file's own: data/, reports/).
+    raw["dataset"] = {"name": name, **raw["dataset"]}
+    raw["model"] = {"registered_name": f"retrainer-{name}", **raw["model"]}
+    raw["run"].pop("model", None)
+    for suite in ("raw_suite", "prepared_suite"):
+        raw["validation"][suite] = str(REPO_ROOT / raw["validation"][suite])
+    return raw
+
+
 def write_project(root: Path, overrides: dict[str, Any] | None = None, git: bool = False) -> Path:
-    """A project folder with the repo's params.yaml (suites pointed back at the repo) plus overrides.
+    """A project folder with one params.yaml: the repo's churn model (suites pointed back at the repo)
+    plus overrides.
 
     With ``git``, the folder is a git checkout with the repo's .gitignore, as a user's clone is: DVC
     behaves differently inside git (it refuses to track paths git ignores).
@@ -48,14 +68,29 @@ def write_project(root: Path, overrides: dict[str, Any] | None = None, git: bool
 
         shutil.copy2(REPO_ROOT / ".gitignore", root / ".gitignore")
         subprocess.run(["git", "init", "-q"], cwd=root, check=True)  # noqa: S607
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    for suite in ("raw_suite", "prepared_suite"):
-        raw["validation"][suite] = str(REPO_ROOT / raw["validation"][suite])
-    raw = merge(raw, {"prepare": {"window_days": 14, "holdout_days": 3, "min_train_rows": 300}})
+    raw = merge(repo_model_document(), {"prepare": {"window_days": 14, "holdout_days": 3, "min_train_rows": 300}})
     raw = merge(raw, overrides or {})
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def write_models_project(root: Path, models: dict[str, dict[str, Any]], git: bool = False) -> Path:
+    """A project folder with a models/ folder: the repo's _shared.yaml and one file per entry of ``models``
+    (name -> overrides of the repo's churn model, e.g. another source table). Returns the models folder."""
+    write_project(root, git=git).unlink()  # the folder (and git checkout) without its params.yaml
+    folder = root / "models"
+    folder.mkdir()
+    shared = yaml.safe_load((REPO_ROOT / "models" / "_shared.yaml").read_text())
+    shared["run"].pop("model", None)
+    (folder / "_shared.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
+    churn = yaml.safe_load((REPO_ROOT / "models" / "churn.yaml").read_text())
+    for suite in ("raw_suite", "prepared_suite"):
+        churn["validation"][suite] = str(REPO_ROOT / churn["validation"][suite])
+    churn = merge(churn, {"prepare": {"window_days": 14, "holdout_days": 3, "min_train_rows": 300}})
+    for name, overrides in models.items():
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(merge(churn, overrides), sort_keys=False))
+    return folder
 
 
 @pytest.fixture
@@ -69,13 +104,14 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
     return factory
 
 
-def seed(params_path: Path, end: date = AS_OF, days: int = 16, rows_per_day: int = 300, **kwargs: Any) -> None:
+def seed(params_path: Any, end: date = AS_OF, days: int = 16, rows_per_day: int = 300, **kwargs: Any) -> None:
+    """Seed the source table of a params file (or of loaded params, e.g. one model of a models/ folder)."""
     from datetime import timedelta
 
     from retrainer.config import load_params
     from retrainer.datagen import seed_source
 
-    params = load_params(params_path)
+    params = load_params(params_path) if isinstance(params_path, str | Path) else params_path
     seed_source(
         params.source_url,
         params.source.table,

@@ -2,6 +2,10 @@
 
 The step commands are what dvc.yaml calls, so `dvc repro` runs the same library functions as the DAG.
 Each writes its small JSON output atomically to --out.
+
+Every command works on one model: ``--model NAME`` (before or after the command) picks
+``models/<NAME>.yaml`` of the deployment (retrainer.deployment); without it, the only model. ``--params``
+names a params file (one model) or a folder of model files instead of ./models/ or ./params.yaml.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from retrainer.config import ConfigError, Params, load_params
+from retrainer.config import ConfigError, Params
 from retrainer.run_context import for_cli
 from retrainer.storage import write_json_atomic
 
@@ -327,13 +331,35 @@ def numeric_metrics(command: str, result: dict) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retrainer", description=__doc__)
-    parser.add_argument("--params", help="params file (default: $RETRAINER_PARAMS or ./params.yaml)")
+    parser.add_argument("--params", help="a params file, or a folder of model files (default: $RETRAINER_PARAMS, "
+                        "else ./models/ when it holds model files, else ./params.yaml)")
+    parser.add_argument("--model", dest="model_name", help=MODEL_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_demo_data_commands(sub)
     _add_registry_commands(sub)
     _add_step_commands(sub)
     _add_suite_commands(sub)
+    for command in sub.choices.values():  # `retrainer ingest --model churn` as well as `retrainer --model churn ingest`
+        command.add_argument("--model", dest="model_name", default=argparse.SUPPRESS, help=MODEL_HELP)
     return parser
+
+
+MODEL_HELP = "the model (models/<NAME>.yaml) to work on (default: the only model of the deployment)"
+
+
+def load_model(args: argparse.Namespace) -> Params:
+    """The params of the model the arguments name (retrainer.deployment; the project is the CWD)."""
+    from retrainer.deployment import find_deployment
+
+    found = find_deployment(Path.cwd(), explicit=args.params)
+    name = getattr(args, "model_name", None)
+    if name is None and args.command in DEPLOYMENT_COMMANDS and found.names():
+        name = found.names()[0]  # every model shares the DVC settings (retrainer.deployment checks it)
+    return found.load(name)
+
+
+# Commands about the deployment, not one model: without --model, any model's params will do.
+DEPLOYMENT_COMMANDS = ("init",)
 
 
 def _add_demo_data_commands(sub: argparse._SubParsersAction) -> None:
@@ -430,7 +456,7 @@ def _add_step_commands(sub: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        params = load_params(args.params)
+        params = load_model(args)
         result = args.handler(args, params)
     except (ConfigError, ValueError, RuntimeError, OSError) as exc:
         print(f"retrainer {args.command}: error: {exc}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""The schema of params.yaml, the one configuration file of Retrainer.
+"""The schema of a params file: one model's configuration (a models/<name>.yaml merged over the shared
+file, see retrainer.deployment, or a single params.yaml).
 
 Loading fails fast: an unknown key, a wrong type or a bad value raises ``ConfigError`` naming
 the file, the dotted key and the reason. Relative paths and relative SQLite URLs resolve against
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -263,6 +265,19 @@ class ScheduleConfig(_Strict):
     # prepare.window_days (null: never). Decided by the as-of date, so backfills reproduce it.
     full_retrain_weekday: Weekday | None = None
     full_retrain_window_days: int = Field(default=90, ge=2, le=3660)
+    # The DAGs' cron schedules (UTC). Data-interval timetables: each run covers the interval before it.
+    training_cron: str = "0 0 * * *"
+    drift_cron: str = "30 1 * * *"
+    scoring_cron: str = "0 2 * * *"
+
+    @field_validator("training_cron", "drift_cron", "scoring_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a cron expression: {value!r}")
+        return value
 
     def window_for(self, as_of: date, default: int) -> int:
         """The window length of a run as of ``as_of`` when no explicit length was requested."""
@@ -273,6 +288,8 @@ class ScheduleConfig(_Strict):
 
 class RunConfig(_Strict):
     as_of: str = "latest"
+    # The model `dvc repro` reproduces in a models/ deployment (dvc.yaml reads it); null: the only one.
+    model: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
     @field_validator("as_of")
     @classmethod
@@ -556,12 +573,23 @@ def params_file(explicit: str | Path | None = None) -> Path:
 def load_params(path: str | Path | None = None) -> Params:
     """Read and validate params.yaml; raise ConfigError naming the file, key and reason."""
     file = params_file(path)
+    raw_bytes = read_bytes(file)
+    return params_from_document(
+        read_document(file, raw_bytes), file, root=file.parent, digest=hashlib.sha256(raw_bytes).hexdigest()
+    )
+
+
+def read_bytes(file: Path) -> bytes:
     try:
-        raw_bytes = file.read_bytes()
+        return file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read params file ({exc.strerror or exc})") from exc
+
+
+def read_document(file: Path, raw_bytes: bytes | None = None) -> dict:
+    """One params file's YAML mapping (not validated yet); ConfigError naming the file if it is not one."""
     try:
-        raw = yaml.safe_load(raw_bytes) or {}
+        raw = yaml.safe_load(read_bytes(file) if raw_bytes is None else raw_bytes) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -569,18 +597,26 @@ def load_params(path: str | Path | None = None) -> Params:
     for reserved in ("root", "source_file", "digest"):
         if reserved in raw:
             raise ConfigError(f"{file}: {reserved}: unknown key (extra inputs are not permitted)")
+    return raw
+
+
+def params_from_document(
+    raw: dict, file: Path, root: Path, digest: str, where: Callable[[str], str] | None = None
+) -> Params:
+    """Validate a params mapping read from ``file``; relative paths resolve against ``root``.
+    ``where(key)`` names the file a key came from when several files were merged (retrainer.deployment)."""
     try:
-        return Params(
-            **raw, root=file.parent, source_file=file, digest=hashlib.sha256(raw_bytes).hexdigest()
-        )
+        return Params(**raw, root=root, source_file=file, digest=digest)
     except ValidationError as exc:
-        raise ConfigError(f"{file}: invalid params:\n{_describe(exc)}") from None
+        raise ConfigError(f"{file}: invalid params:\n{_describe(exc, where)}") from None
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, where: Callable[[str], str] | None = None) -> str:
     lines = []
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        if where is not None:
+            key = f"{key} ({where(key)})"
         reason = err["msg"]
         if err["type"] == "extra_forbidden":
             reason = "unknown key"

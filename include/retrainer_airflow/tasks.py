@@ -1,6 +1,6 @@
 """The thin layer between Airflow task bodies (DAG tasks and the plugins' operators) and the library.
 
-It finds params.yaml for a task, reads run facts out of the Airflow context (the one rule is
+It finds the params of a task's model (from its DAG id), reads run facts out of the Airflow context (the one rule is
 :func:`retrainer.run_context.from_airflow`; these are its JSON-safe views for XCom), and turns the
 library's errors into the task outcome a user expects: bad config or bad data fails at once (a retry
 would give the same answer), an empty day skips the rest of the run, a flaky source is retried.
@@ -8,30 +8,51 @@ would give the same answer), an empty day skips the rest of the run, a flaky sou
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from retrainer.config import PARAMS_ENV, ConfigError, Params, load_params
+from retrainer.config import ConfigError, Params
+from retrainer.names import model_of
 from retrainer_airflow.links import run_ui_url
+from retrainer_airflow.per_model import PROJECT_ROOT as PROJECT_ROOT  # re-exported: where a task looks
+from retrainer_airflow.per_model import deployment
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+def current_model(context: Mapping[str, Any] | None = None) -> str | None:
+    """The model of the running task (or of ``context``): its DAG id's ``__<name>`` suffix (None: a bare
+    id, one params file, or a DAG that is not one of Retrainer's)."""
+    if context is None:
+        from airflow.sdk import get_current_context
+
+        try:
+            context = get_current_context()
+        except RuntimeError:  # not inside a task (a parse, a callback): the only model, if there is one
+            return None
+    dag_run = context.get("dag_run")
+    return model_of(dag_run.dag_id) if dag_run is not None else None
+
+
+def model_params(model: str | None) -> Params:
+    """The params of ``model`` (None: the only one) in the deployment in force (per_model.deployment)."""
+    found = deployment()
+    return found.load(model if found.multi else None)
 
 
 def task_params() -> Params:
-    """params.yaml for a task: $RETRAINER_PARAMS, else the project's own params.yaml (not the CWD's)."""
-    return load_params(os.environ.get(PARAMS_ENV) or PROJECT_ROOT / "params.yaml")
+    """The params of the running task's model: models/<name>.yaml over the shared file for a DAG id
+    ``<dag>__<name>``; the one params file ($RETRAINER_PARAMS, else the project's) for a bare id."""
+    found = deployment()
+    return found.load(current_model() if found.multi else None)
 
 
-def landing_glob() -> str:
-    """The landing folder's glob for the `ingest_landing` file sensor (a template macro: the params
-    file is read when the task runs, not when the DAG file is parsed). Creates the folder."""
+def landing_glob(model: str | None = None) -> str:
+    """The landing folder's glob of ``model`` for the `ingest_landing` file sensor (a template macro: the
+    params file is read when the task runs, not when the DAG file is parsed). Creates the folder."""
     from retrainer.landing import ensure_folders
     from retrainer.landing import landing_glob as glob_of
 
-    params = task_params()
+    params = model_params(model)
     ensure_folders(params)
     return glob_of(params)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retrainer_launcher.common import API_PORT, BIND_HOST, Out, StackError, say
+from retrainer_launcher.common import API_PORT, BIND_HOST, Out, StackError, params_location, say
 from retrainer_launcher.credentials import ENV_FILE, PASSWORDS_FILE, STACK_USERS, load_or_create_secrets
 from retrainer_launcher.envfile import write_env_file
 from retrainer_launcher.processes import log_dir, log_file, run_logged, tail, venv_bin
@@ -140,7 +140,8 @@ def airflow_env(
         # Look for new DAG files every 30 s instead of every 5 min (a dev stack sees new files sooner).
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW_CONN_FS_DEFAULT": FS_DEFAULT_CONN,
-        "RETRAINER_PARAMS": str(Path(params_path).resolve() if params_path else root / "params.yaml"),
+        # The deployment: a models/ folder (one DAG set per model file) or one params file (bare ids).
+        "RETRAINER_PARAMS": str(Path(params_path).resolve() if params_path else params_location(root)),
     }
     env.update(load_or_create_secrets(home))
     env.update(extra or {})

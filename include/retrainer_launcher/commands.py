@@ -91,11 +91,17 @@ def _run(args: argparse.Namespace, stack: Stack | DistributedStack, up: Callable
     """up + trigger + wait + summary: what `make run` does."""
     t0 = time.monotonic()
     up(stack, seed=not args.no_seed)
-    run_id = cmd_trigger(stack, args.as_of, args.dag_timeout)
-    run = cmd_wait(stack, run_id, args.run_timeout)
-    print_summary(stack, run)
+    runs = cmd_wait(stack, cmd_trigger(stack, args.as_of, args.dag_timeout), args.run_timeout)
+    print_summary(stack, runs)
     say(f"{'make run-distributed' if args.distributed else 'make run'} took {time.monotonic() - t0:.0f}s")
-    return 0 if run.get("state") == "success" else 1
+    return 0 if all(run.get("state") == "success" for run in runs.values()) else 1
+
+
+def _runs_named(stack: Stack | DistributedStack, run_id: str | None) -> dict[str, str | None]:
+    """--run-id: that run of every model's training DAG; none: each one's latest."""
+    from retrainer_launcher.models import stack_models, training_dag
+
+    return {training_dag(name): run_id for name in stack_models(stack.params_path)}
 
 
 def dispatch(args: argparse.Namespace, stack: Stack | DistributedStack, up: Callable[..., Any]) -> int:
@@ -115,9 +121,9 @@ def dispatch(args: argparse.Namespace, stack: Stack | DistributedStack, up: Call
     if args.command == "drift-demo":
         return 0 if cmd_drift_demo(stack, timeout=args.run_timeout) else 1
     if args.command == "wait":
-        run = cmd_wait(stack, args.run_id, args.run_timeout)
-        print_summary(stack, run)
-        return 0 if run.get("state") == "success" else 1
+        runs = cmd_wait(stack, _runs_named(stack, args.run_id), args.run_timeout)
+        print_summary(stack, runs)
+        return 0 if all(run.get("state") == "success" for run in runs.values()) else 1
     return _run(args, stack, up)
 
 

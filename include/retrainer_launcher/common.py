@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
+
+from retrainer.names import MODELS_DIR, model_files
 
 API_PORT = 8080
 MLFLOW_PORT = 5000
@@ -19,3 +23,14 @@ class StackError(RuntimeError):
 
 def say(msg: str) -> None:
     print(msg, flush=True)
+
+
+def params_location(root: Path) -> Path:
+    """What RETRAINER_PARAMS is for the stack's processes: $RETRAINER_PARAMS if set, else the project's
+    ``models/`` folder when it holds a model file (retrainer.names.model_files), else its params.yaml.
+    (The standard library only: `make stop` / `make status` work without the venv.)"""
+    explicit = os.environ.get("RETRAINER_PARAMS")
+    if explicit:
+        return Path(explicit).resolve()
+    models = Path(root).resolve() / MODELS_DIR
+    return models if model_files(models) else Path(root).resolve() / "params.yaml"

@@ -22,11 +22,12 @@ from retrainer_launcher.airflow_api import (
     wait_airflow_healthy,
     wait_mlflow_healthy,
 )
-from retrainer_launcher.common import API_PORT, BIND_HOST, MLFLOW_PORT, Out, StackError, say
+from retrainer_launcher.common import API_PORT, BIND_HOST, MLFLOW_PORT, Out, StackError, params_location, say
 from retrainer_launcher.credentials import ADMIN_USER
 from retrainer_launcher.demo import seed_source
 from retrainer_launcher.envfile import read_env_file, write_env_file
 from retrainer_launcher.http_client import wait_for
+from retrainer_launcher.models import stack_models
 from retrainer_launcher.processes import (
     START_MARKER,
     Process,
@@ -72,7 +73,7 @@ class DistributedStack:
     @property
     def params_path(self) -> Path:
         explicit = self.params_file or os.environ.get("RETRAINER_PARAMS_FILE")
-        return Path(explicit or self.root / "params.yaml").resolve()
+        return Path(explicit).resolve() if explicit else params_location(self.root)
 
     @property
     def api(self) -> str:
@@ -89,10 +90,8 @@ class DistributedStack:
     def resolved_variables(self) -> dict[str, str]:
         """The variables the compose file is interpolated with here (Compose's order of precedence:
         the shell's environment over ``.env``; then the native defaults; explicit ``variables`` win)."""
-        from retrainer.config import load_params
-
         root, home = Path(self.root).resolve(), Path(self.home).resolve()
-        params = load_params(self.params_path)
+        params = next(iter(stack_models(self.params_path, lambda _: None).values()))  # the shared DVC remote
         values = topology.native_defaults(
             root, home, self.api_port, self.mlflow_port, self.params_path, params.dvc_remote_url
         )

@@ -4,7 +4,8 @@ Topology (the same as production, minus Postgres/Celery): ``airflow api-server``
 (LocalExecutor), ``airflow dag-processor``, ``airflow triggerer`` and ``mlflow server``, each started in
 its own session with a log file under ``<home>/logs/`` and a pid file under ``<home>/run/``. All state
 lives in git-ignored folders of the project root: ``.airflow/`` (metadata DB, logs, secrets, admin
-password) and the MLflow store named in params.yaml (``.mlflow/``).
+password) and the MLflow store named in the params files (``.mlflow/``). Every model of the deployment
+(``models/<name>.yaml``, or one params.yaml) is brought up: its DAGs unpaused, one training run each.
 
 Every step is a plain function with explicit inputs (root, home, ports), so tests can start a real
 scheduler in a temporary AIRFLOW_HOME.
@@ -12,13 +13,12 @@ scheduler in a temporary AIRFLOW_HOME.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from retrainer.names import ALL_DAGS, DVC_POOL, TRAINING_DAG
+from retrainer.names import ALL_DAGS, DVC_POOL, dag_id
 from retrainer_launcher.airflow_api import (
     api_token,
     api_url,
@@ -36,9 +36,10 @@ from retrainer_launcher.airflow_api import (
     wait_mlflow_healthy,
 )
 from retrainer_launcher.airflow_env import airflow_env, migrate_db
-from retrainer_launcher.common import API_PORT, BIND_HOST, MLFLOW_PORT, Out, StackError, say
+from retrainer_launcher.common import API_PORT, BIND_HOST, MLFLOW_PORT, Out, StackError, params_location, say
 from retrainer_launcher.credentials import ADMIN_USER, STACK_USERS, ensure_admin_password
 from retrainer_launcher.demo import seed_source
+from retrainer_launcher.models import label, stack_models, training_dag
 from retrainer_launcher.processes import Process, check_port_free, start_process, venv_bin
 
 # Every DAG of the loop is unpaused by `make run`: training on its schedule, drift_monitor after new data
@@ -64,7 +65,8 @@ class Stack:
 
     @property
     def params_path(self) -> Path:
-        return Path(os.environ.get("RETRAINER_PARAMS") or self.root / "params.yaml").resolve()
+        """The deployment's models folder or its one params file (RETRAINER_PARAMS of every process)."""
+        return params_location(self.root)
 
     @property
     def api(self) -> str:
@@ -141,14 +143,17 @@ def start_mlflow(
 
 
 def cmd_up(stack: Stack, seed: bool = True, out: Out = say) -> None:
-    from retrainer.config import load_params
-
     t0 = time.monotonic()
     env = stack.env()
     password = stack.password()
     for user in STACK_USERS:
         stack.password(user)
-    params = load_params(stack.params_path)
+    models = stack_models(stack.params_path, out)
+    params = next(iter(models.values()))  # the MLflow store the UI serves (the shared file's, normally)
+    for name, other in models.items():
+        if other.tracking_uri != params.tracking_uri:
+            out(f"NOTE: model {label(name, other)} tracks to {other.tracking_uri}: the MLflow UI started here "
+                f"shows {params.tracking_uri} only")
     migrate_db(env, stack.home, out)
     if seed:
         seed_source(stack.root, env, out=out)
@@ -167,35 +172,51 @@ def cmd_up(stack: Stack, seed: bool = True, out: Out = say) -> None:
     )
 
 
-def cmd_trigger(stack: Stack, as_of: str | None = None, dag_timeout: float = 300.0, out: Out = say) -> str:
-    """Unpause every DAG of the loop (:data:`LOOP_DAGS`); trigger one training run."""
+def cmd_trigger(stack: Stack, as_of: str | None = None, dag_timeout: float = 300.0, out: Out = say) -> dict[str, str]:
+    """For every model: unpause every DAG of its loop (:data:`LOOP_DAGS`, suffixed per model) and trigger
+    one training run. Returns training DAG id -> run id."""
     token = stack.token()
-    for dag_id in LOOP_DAGS:
-        wait_for_dag(stack.api, token, dag_id, dag_timeout, out)
-        set_paused(stack.api, token, dag_id, paused=False)
-    out(f"unpaused: {', '.join(LOOP_DAGS)}")
     as_of = as_of or datetime.now(UTC).date().isoformat()
-    run = trigger_run(stack.api, token, TRAINING_DAG, {"as_of": as_of}, note="triggered by `make run`")
-    out(f"triggered {TRAINING_DAG} run {run['dag_run_id']} (as_of {as_of})")
-    return run["dag_run_id"]
+    runs = {}
+    for name in stack_models(stack.params_path, out):
+        training = training_dag(name)
+        loop = [dag_id(kind, name) for kind in LOOP_DAGS]
+        for dag in loop:
+            wait_for_dag(stack.api, token, dag, dag_timeout, out)
+            set_paused(stack.api, token, dag, paused=False)
+        out(f"unpaused: {', '.join(loop)}")
+        run = trigger_run(stack.api, token, training, {"as_of": as_of}, note="triggered by `make run`")
+        out(f"triggered {training} run {run['dag_run_id']} (as_of {as_of})")
+        runs[training] = run["dag_run_id"]
+    return runs
 
 
-def cmd_wait(stack: Stack, run_id: str | None = None, timeout: float = 900.0, out: Out = say) -> dict:
-    """Follow a training run (the latest by default) to its end; print the failed tasks' log tails."""
+def cmd_wait(stack: Stack, runs: dict[str, str | None] | None = None, timeout: float = 900.0,
+             out: Out = say) -> dict[str, dict]:
+    """Follow training runs (DAG id -> run id; None: the latest; no ``runs``: every model's latest) to
+    their end; print the failed tasks' log tails. Returns DAG id -> run."""
     token = stack.token()
-    if run_id is None:
-        latest = latest_run(stack.api, token, TRAINING_DAG)
-        if latest is None:
-            raise StackError(f"DAG '{TRAINING_DAG}' has no runs to wait for")
-        run_id = latest["dag_run_id"]
-    run = wait_for_run(stack.api, token, TRAINING_DAG, run_id, timeout, out=out)
-    if run.get("state") != "success":
-        for ti in failed_tasks(stack.api, token, TRAINING_DAG, run_id):
-            if ti.get("state") != "failed":
-                continue
-            out(f"\n--- log tail of failed task {ti_label(ti)} (try {ti.get('try_number')}):")
-            try:
-                out(task_log_tail(stack.api, token, TRAINING_DAG, run_id, ti))
-            except StackError as exc:
-                out(f"(could not read the log: {exc})")
-    return run
+    if runs is None:
+        runs = dict.fromkeys(training_dag(name) for name in stack_models(stack.params_path, out))
+    ended = {}
+    for dag, run_id in runs.items():
+        if run_id is None:
+            latest = latest_run(stack.api, token, dag)
+            if latest is None:
+                raise StackError(f"DAG '{dag}' has no runs to wait for")
+            run_id = latest["dag_run_id"]
+        ended[dag] = run = wait_for_run(stack.api, token, dag, run_id, timeout, out=out)
+        if run.get("state") != "success":
+            _print_failed_tasks(stack, token, dag, run_id, out)
+    return ended
+
+
+def _print_failed_tasks(stack: Stack, token: str, dag: str, run_id: str, out: Out) -> None:
+    for ti in failed_tasks(stack.api, token, dag, run_id):
+        if ti.get("state") != "failed":
+            continue
+        out(f"\n--- log tail of failed task {dag} {ti_label(ti)} (try {ti.get('try_number')}):")
+        try:
+            out(task_log_tail(stack.api, token, dag, run_id, ti))
+        except StackError as exc:
+            out(f"(could not read the log: {exc})")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from retrainer.names import INGEST_LANDING_DAG, TRAINING_DAG
+from retrainer.names import INGEST_LANDING_DAG, dag_id
 from retrainer_launcher.airflow_api import (
     airflow_health,
     mlflow_healthy,
@@ -20,6 +20,7 @@ from retrainer_launcher.credentials import ADMIN_USER, PASSWORDS_FILE, STACK_USE
 from retrainer_launcher.demo import champion_summary
 from retrainer_launcher.distributed import SECRETS_FILE, DistributedStack
 from retrainer_launcher.local import AIRFLOW_COMPONENTS, LOOP_DAGS, MLFLOW_COMPONENT, Stack
+from retrainer_launcher.models import label, stack_models, training_dag
 from retrainer_launcher.processes import pid_file, running_pid
 
 
@@ -38,30 +39,48 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _landing_dir(params_path: Path) -> Path | None:
+def _landing_dirs(stack: Stack) -> dict[str, Path]:
+    """DAG id of each model's landing DAG -> its landing folder (made if missing)."""
     try:
-        from retrainer.config import load_params
         from retrainer.landing import ensure_folders
 
-        params = load_params(params_path)
-        ensure_folders(params)
-        return params.landing_dir
+        dirs = {}
+        for name, params in stack_models(stack.params_path, lambda _: None).items():
+            ensure_folders(params)
+            dirs[dag_id(INGEST_LANDING_DAG, name)] = params.landing_dir
+        return dirs
     except Exception:  # noqa: BLE001 - the summary must print whatever the params say
-        return None
+        return {}
 
 
-def _print_model(stack: Stack | DistributedStack, out: Out) -> None:
-    with _environ(stack.client_env() if isinstance(stack, DistributedStack) else {}):
-        model = champion_summary(stack.params_path, out)
-    if model:
-        aliases = ", ".join(model.get("aliases") or []) or "none"
-        as_of = f", as of {model['as_of']}" if model.get("as_of") else ""
-        out(f"model          {model.get('name')} v{model.get('version')} (aliases: {aliases}{as_of})")
-        value = model.get("metric_value")
+def model_line(name: str | None, params: object, run: dict | None, champion: dict | None) -> str:
+    """One model's summary line: its training run and its champion."""
+    parts = [f"model {label(name, params):<12}"]
+    if run is not None:
+        took = run_duration(run)
+        parts.append(f"{training_dag(name)} / {run.get('dag_run_id')}: {run.get('state')}"
+                     + (f" in {took:.0f}s" if took is not None else ""))
+    if champion:
+        value = champion.get("metric_value")
         shown = f"{value:.4f}" if isinstance(value, int | float) else value
-        out(f"metric         {model.get('metric_name')} = {shown}  (MLflow run {model.get('run_id')})")
-    elif model is None:
-        out("model          no champion registered yet")
+        as_of = f", as of {champion['as_of']}" if champion.get("as_of") else ""
+        parts.append(f"champion {champion.get('name')} v{champion.get('version')} "
+                     f"({champion.get('metric_name')} {shown}{as_of}; MLflow run {champion.get('run_id')})")
+    elif champion is None:
+        parts.append("no champion registered yet")
+    return " | ".join(parts)
+
+
+def _print_models(stack: Stack | DistributedStack, runs: dict[str, dict] | None, out: Out) -> None:
+    try:
+        models = stack_models(stack.params_path, out)
+    except Exception as exc:  # noqa: BLE001 - the Airflow part of the summary must still print
+        out(f"(no model summary: {exc})")
+        return
+    with _environ(stack.client_env() if isinstance(stack, DistributedStack) else {}):
+        for name, params in models.items():
+            run = (runs or {}).get(training_dag(name))
+            out(model_line(name, params, run, champion_summary(params, out)))
 
 
 def _print_distributed_logins(stack: DistributedStack, out: Out) -> None:
@@ -79,32 +98,29 @@ def _print_local_logins(stack: Stack, out: Out) -> None:
     out(f"               (passwords kept in {stack.home / PASSWORDS_FILE})")
     out(f"control room   {stack.api}/plugin/retrainer  (the Retrainer entry of the navigation)")
     out(f"MLflow UI      {stack.mlflow}/")
-    landing = _landing_dir(stack.params_path)
-    if landing:
-        out(f"new data       drop CSV/Parquet files into {landing}/ (DAG {INGEST_LANDING_DAG} waits for them)")
+    for dag, landing in _landing_dirs(stack).items():
+        out(f"new data       drop CSV/Parquet files into {landing}/ (DAG {dag} waits for them)")
     out("stop with:     make stop")
 
 
 def print_dag_states(stack: Stack | DistributedStack, out: Out = say) -> dict[str, bool | None]:
-    """One line: every DAG of the loop and its paused state, read back from the REST API."""
+    """One line: every DAG of every model's loop and its paused state, read back from the REST API."""
     try:
-        states = paused_states(stack.api, stack.token(), LOOP_DAGS)
-    except (StackError, OSError) as exc:
+        dags = [dag_id(kind, name) for name in stack_models(stack.params_path, lambda _: None) for kind in LOOP_DAGS]
+        states = paused_states(stack.api, stack.token(), dags)
+    except (StackError, OSError, ValueError) as exc:  # ValueError: a params file that does not load
         out(f"DAGs           (paused states not readable: {exc})")
         return {}
     out(f"DAGs           {paused_line(states)}")
     return states
 
 
-def print_summary(stack: Stack | DistributedStack, run: dict | None, out: Out = say) -> None:
+def print_summary(stack: Stack | DistributedStack, runs: dict[str, dict] | None, out: Out = say) -> None:
+    """One line per model (its training run of ``runs``, DAG id -> run, and its champion), the DAGs'
+    paused states, then the logins."""
     out("\n================ summary ================")
-    if run is not None:
-        took, since = run_duration(run), run_duration(run, "queued_at")
-        timing = f" in {took:.0f}s" if took is not None else ""
-        timing += f" ({since:.0f}s from trigger to end)" if since is not None else ""
-        out(f"run            {TRAINING_DAG} / {run.get('dag_run_id')}: {run.get('state')}{timing}")
     print_dag_states(stack, out)
-    _print_model(stack, out)
+    _print_models(stack, runs, out)
     if isinstance(stack, DistributedStack):
         _print_distributed_logins(stack, out)
     else:

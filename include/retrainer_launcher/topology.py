@@ -10,7 +10,7 @@ database names), never the settings built from them.
 The interpolation is Compose's own grammar, written here because neither library at hand has it:
 python-dotenv expands only ``${VAR}`` and ``${VAR:-default}``, and :class:`string.Template` has no
 operators at all, while the compose file needs ``${VAR:?error}`` (every secret is required), nested
-defaults (``${RETRAINER_PARAMS_FILE:-${RETRAINER_ROOT:-/opt/retrainer}/params.yaml}``) and ``$$``;
+defaults (``${RETRAINER_PARAMS_FILE:-${RETRAINER_ROOT:-/opt/retrainer}/models}``) and ``$$``;
 tests/integration/test_compose_config.py checks that it resolves the file as ``docker compose
 config`` does. The project's ``.env`` is read by :func:`retrainer_launcher.envfile.read_env_file`.
 

@@ -136,7 +136,7 @@ def _wait_run(running, dag_id: str, run_id: str) -> dict:
 def test_make_run_leaves_every_dag_of_the_loop_unpaused_and_says_so(ops):
     stack = local.Stack(ops.root, ops.home, api_port=urlparse(ops.api).port)
     said: list[str] = []
-    STATE["run_id"] = local.cmd_trigger(stack, AS_OF.isoformat(), dag_timeout=180, out=said.append)
+    STATE["run_id"] = local.cmd_trigger(stack, AS_OF.isoformat(), dag_timeout=180, out=said.append)[TRAINING_DAG]
     for dag_id in ALL_DAGS:
         assert ops.rest("GET", f"dags/{dag_id}")["is_paused"] is False, dag_id
     summary.print_dag_states(stack, out=said.append)

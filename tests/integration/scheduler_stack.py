@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from retrainer.config import load_params
-from retrainer.names import DVC_POOL
+from retrainer.deployment import find_deployment
+from retrainer.names import DVC_POOL, TRAINING_DAG
 from retrainer_launcher import airflow_api, airflow_env, common, credentials, http_client, local, processes
-from tests.conftest import REPO_ROOT, seed, write_project
+from tests.conftest import REPO_ROOT, merge, seed, write_models_project, write_project
 
 ROWS_PER_DAY = 300
 STACK_START_TIMEOUT = 240
@@ -60,7 +60,10 @@ class Stack:
     def __init__(self, root: Path, home: Path, env: dict[str, str], port: int):
         self.root, self.home, self.env = root, home, env
         self.api = airflow_api.api_url(port)
-        self.params = load_params(env["RETRAINER_PARAMS"])
+        # The one params file's params, or (a models/ folder) each model's; params is then the first's.
+        self.deployment = find_deployment(root, explicit=env["RETRAINER_PARAMS"])
+        self.models = self.deployment.load_all()[0]
+        self.params = next(iter(self.models.values()))
         self._token: str | None = None
         self._token_at = 0.0
 
@@ -107,14 +110,14 @@ class Stack:
         parts.append("=== scheduler log tail:\n" + processes.tail(processes.log_file(self.home, "scheduler"), 30))
         return "\n".join(parts)
 
-    def wait_backfill(self, backfill_id: int, timeout: float = BACKFILL_TIMEOUT) -> dict:
+    def wait_backfill(self, backfill_id: int, timeout: float = BACKFILL_TIMEOUT, dag_id: str = TRAINING_DAG) -> dict:
         """Wait until the scheduler marks the backfill completed (all its runs ended)."""
         deadline = time.monotonic() + timeout
         while not (backfill := self.rest("GET", f"backfills/{backfill_id}"))["completed_at"]:
             if time.monotonic() > deadline:
-                runs = [r for r in self.runs("training") if r["run_type"] == "backfill"]
+                runs = [r for r in self.runs(dag_id) if r["run_type"] == "backfill"]
                 pytest.fail(f"backfill {backfill_id} not completed within {timeout:.0f}s:\n"
-                            f"{self.failure_report('training', runs)}")
+                            f"{self.failure_report(dag_id, runs)}")
             time.sleep(2)
         return backfill
 
@@ -145,16 +148,25 @@ def scheduler_stack(
     dags_folder: Path | None = None,
     executor: str = airflow_env.LOCAL_EXECUTOR,
     project: dict[str, Any] | None = None,
+    models: dict[str, dict[str, Any]] | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """A project under ``root`` whose SQL source holds ``first_day``..``last_day``, and a running stack on it.
 
     ``project`` replaces the small test settings (:data:`PROJECT`) that ``overrides`` are laid over;
     benchmarks pass their own, and their own ``dags_folder``, ``rows_per_day`` and ``executor``.
+    ``models`` (name -> overrides over those settings) makes it a models/ deployment of one file per
+    model instead of one params.yaml, each model's source table seeded.
     ``extra_env`` goes to every Airflow process (e.g. ``AIRFLOW_CONN_*`` connections).
     """
-    params_file = write_project(root, {**(PROJECT if project is None else project), **(overrides or {})})
-    seed(params_file, end=last_day, days=(last_day - first_day).days + 1, rows_per_day=rows_per_day)
+    base = {**(PROJECT if project is None else project), **(overrides or {})}
+    if models is None:
+        params_file = write_project(root, base)
+        seed(params_file, end=last_day, days=(last_day - first_day).days + 1, rows_per_day=rows_per_day)
+    else:
+        params_file = write_models_project(root, {name: merge(base, extra) for name, extra in models.items()})
+        for params in find_deployment(root, explicit=params_file).load_all()[0].values():
+            seed(params, end=last_day, days=(last_day - first_day).days + 1, rows_per_day=rows_per_day)
     api_port, worker_log_port, trigger_log_port = ports()
     home = root / ".airflow"
     env = airflow_env.airflow_env(

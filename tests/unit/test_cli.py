@@ -45,3 +45,24 @@ def test_the_dvc_prepare_stage_gates_the_full_retrain_window_too(make_project, t
     prepared = json.loads((out / "prepared.json").read_text())
     assert prepared["prepared_gate"]["suite"]["success"] is True
     assert prepared["train_rows"] == 300 * (16 - params.prepare.holdout_days)
+
+
+def test_every_command_takes_the_model_of_a_models_deployment(tmp_path, capsys, monkeypatch) -> None:
+    from tests.conftest import write_models_project
+
+    folder = write_models_project(tmp_path / "p", {"churn": {}, "fraud": {"source": {"table": "fraud_events"}}})
+    monkeypatch.chdir(folder.parent)  # the project folder: ./models/ is the deployment
+    monkeypatch.delenv("RETRAINER_PARAMS", raising=False)
+    assert main(["seed", "--model", "fraud", "--days", "2", "--end", AS_OF.isoformat(), "--rows-per-day", "50"]) == 0
+    assert json.loads(capsys.readouterr().out)["table"] == "fraud_events"
+    assert main(["--model", "churn", "seed", "--days", "1", "--end", AS_OF.isoformat(), "--rows-per-day", "50"]) == 0
+    assert json.loads(capsys.readouterr().out)["table"] == "customer_events"
+    # Two models: say which; an unknown one is named.
+    assert main(["ingest", "--as-of", "latest"]) == 2
+    assert "2 models (churn, fraud): say which with --model NAME" in capsys.readouterr().err
+    assert main(["ingest", "--model", "nope"]) == 2
+    assert "no model 'nope' (models: churn, fraud)" in capsys.readouterr().err
+    out = tmp_path / "ingest.json"
+    assert main(["--params", str(folder), "ingest", "--model", "fraud", "--as-of", "latest", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["as_of"] == AS_OF.isoformat()
+    assert (folder.parent / "data" / "fraud" / "raw").is_dir() and not (folder.parent / "data" / "churn" / "raw").exists()

@@ -6,13 +6,15 @@ import pytest
 import yaml
 
 from retrainer.config import ConfigError, load_params
+from retrainer.deployment import find_deployment
+from tests.conftest import repo_model_document
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_repo_params_load_and_resolve_against_their_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the CWD must not matter
-    params = load_params(REPO_ROOT / "params.yaml")
+    params = find_deployment(REPO_ROOT, explicit=REPO_ROOT / "models").load("churn")
     assert params.root == REPO_ROOT
     assert params.source_url == f"sqlite:///{REPO_ROOT / 'data' / 'source.db'}"
     assert params.tracking_uri == f"sqlite:///{REPO_ROOT / '.mlflow' / 'mlflow.db'}"
@@ -23,7 +25,7 @@ def test_repo_params_load_and_resolve_against_their_folder(tmp_path, monkeypatch
 
 def test_env_var_selects_the_params_file(tmp_path, monkeypatch):
     other = tmp_path / "other.yaml"
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = repo_model_document()
     raw["model"]["registered_name"] = "someone-else"
     other.write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("RETRAINER_PARAMS", str(other))
@@ -52,7 +54,7 @@ def test_env_var_selects_the_params_file(tmp_path, monkeypatch):
     ],
 )
 def test_invalid_params_name_the_key_and_the_reason(tmp_path, mutate, expected):
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = repo_model_document()
     mutate(raw)
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(raw))
@@ -76,7 +78,9 @@ def test_unreadable_and_malformed_files(tmp_path):
 
 
 def _load(tmp_path, mutate):
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    from tests.conftest import repo_model_document
+
+    raw = repo_model_document()
     mutate(raw)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -124,14 +128,15 @@ def test_a_metric_estimator_or_factory_that_does_not_fit_the_task_is_refused_nam
 def test_approval_settings_default_to_three_days_and_everyone_who_may_promote(tmp_path):
     from datetime import timedelta
 
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = repo_model_document()
     for key in ("approval_timeout", "approvers"):
         raw["registry"].pop(key, None)  # a params file from before these settings still loads
     old = tmp_path / "params.yaml"
     old.write_text(yaml.safe_dump(raw))
     registry = load_params(old).registry
     assert (registry.approval_timeout, registry.approvers) == (timedelta(days=3), [])
-    assert load_params(REPO_ROOT / "params.yaml").registry.approval_timeout == timedelta(days=3)
+    repo = find_deployment(REPO_ROOT, explicit=REPO_ROOT / "models").load("churn")
+    assert repo.registry.approval_timeout == timedelta(days=3)
     for given, seconds in (("12h", 43200), ("1.5m", 90), ("30s", 30), (45, 45)):
         raw["registry"]["approval_timeout"] = given
         old.write_text(yaml.safe_dump(raw))
@@ -139,7 +144,7 @@ def test_approval_settings_default_to_three_days_and_everyone_who_may_promote(tm
 
 
 def _with(tmp_path, **top):
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw = repo_model_document()
     for key, value in top.items():
         if value is None:
             raw.pop(key, None)

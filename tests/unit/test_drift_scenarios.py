@@ -11,8 +11,8 @@ from datetime import date, timedelta
 import pytest
 
 from bench.drift_cases import simulate_daily_checks
-from retrainer.config import load_params
 from retrainer.datagen import DriftSpec
+from retrainer.deployment import find_deployment
 from tests.conftest import REPO_ROOT
 
 FIRST = date(2026, 5, 1)
@@ -21,7 +21,7 @@ DRIFT_START = FIRST + timedelta(days=5)
 
 @pytest.fixture(scope="module")
 def policy():
-    return load_params(REPO_ROOT / "params.yaml").drift
+    return find_deployment(REPO_ROOT, explicit=REPO_ROOT / "models").load("churn").drift
 
 
 def _retrain_days(checks) -> list[int]:

@@ -104,7 +104,23 @@ def test_task_params_is_the_env_file_else_the_projects_own(make_project, monkeyp
     assert tasks.task_params().prepare.window_days == 9
     monkeypatch.delenv(PARAMS_ENV)
     assert tasks.PROJECT_ROOT == Path(__file__).resolve().parents[3]
-    assert tasks.task_params().root == tasks.PROJECT_ROOT
+    assert tasks.model_params(None).root == tasks.PROJECT_ROOT  # the repo's models/: its only model
+    assert tasks.model_params(None).source_file == tasks.PROJECT_ROOT / "models" / "churn.yaml"
+
+
+def test_task_params_of_a_models_deployment_follow_the_dag_id(tmp_path, monkeypatch):
+    from airflow.sdk.execution_time.context import set_current_context
+
+    from tests.conftest import write_models_project
+
+    folder = write_models_project(tmp_path / "p", {"churn": {}, "fraud": {"prepare": {"window_days": 9}}})
+    monkeypatch.setenv(PARAMS_ENV, str(folder))
+    for dag_id, window in (("training__fraud", 9), ("drift_monitor__churn", 14)):
+        with set_current_context(_context(dag_id=dag_id)):
+            assert tasks.task_params().prepare.window_days == window
+            assert tasks.current_model() == dag_id.split("__")[1]
+    with set_current_context(_context(dag_id="training__gone")), pytest.raises(ConfigError, match="no model 'gone'"):
+        tasks.task_params()
 
 
 def test_run_facts_are_the_run_context_with_the_runs_page(make_project, no_ui_config):

@@ -76,7 +76,7 @@ def params(make_project):
 def app(params, monkeypatch):
     """The app as user ``op`` (may look and replay), its REST calls going to a FakeApi."""
     state = {"user": FakeUser("op"), "may_post": True, "api": FakeApi({})}
-    monkeypatch.setattr(plugin, "_params", lambda: params)
+    monkeypatch.setenv("RETRAINER_PARAMS", str(params.source_file))  # one params file: bare DAG ids
     monkeypatch.setattr(plugin, "may", lambda user, method, dag_id="training": method == "GET" or state["may_post"])
     monkeypatch.setenv(plugin.AIRFLOW_API_ENV, API)
     monkeypatch.setattr(httpx, "request", lambda *a, **k: state["api"](*a, **k))
@@ -93,7 +93,7 @@ def _run(run_id: str, state: str = "queued") -> dict:
 
 def test_replay_creates_the_run_through_the_rest_api_with_the_callers_token(app):
     run_id = next(q["replay_run_id"] for q in plugin.ui_data.quarantined(plugin._params()))
-    app.state["api"] = FakeApi({("POST", "dags/training/dagRuns"): (200, _run(run_id))})
+    app.state["api"] = FakeApi({("POST", "dags/training/dagRuns"): (200, _run(run_id))})  # a bare id: one file
     answer = app.post("/api/replay", json={"day": DAY}, headers={"Authorization": "Bearer tok-1"})
     assert answer.status_code == 201, answer.text
     body = answer.json()
@@ -225,3 +225,79 @@ def test_errors_are_a_page_for_browsers_and_json_for_the_rest(app):
     assert page.status_code == 401 and "Log in to Airflow" in page.text and "/auth/login/?next=" in page.text
     answer = app.get("/api/overview")
     assert answer.status_code == 401 and answer.json() == {"detail": "no token"}
+
+
+@pytest.fixture
+def models_app(tmp_path, app, monkeypatch):
+    """The same app over a models/ deployment of two models (churn and fraud) and one broken file."""
+    from tests.conftest import write_models_project
+
+    folder = write_models_project(tmp_path / "multi", {"churn": {}, "fraud": {"source": {"table": "fraud_events"}}})
+    (folder / "broken.yaml").write_text("prepare:\n  window_days: four weeks\n")
+    monkeypatch.setenv("RETRAINER_PARAMS", str(folder))
+    fraud = plugin._params("fraud")
+    quarantine = fraud.data_dir / "quarantine" / f"dt={DAY}"
+    quarantine.mkdir(parents=True)
+    (quarantine / "QUARANTINED.json").write_text(json.dumps({"reason": "critical expectations failed"}))
+    report = fraud.reports_dir / "drift" / DAY / "report.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html>fraud report</html>")
+    app.state["api"] = FakeApi({
+        ("GET", "dags/training__fraud/dagRuns?order_by=-run_after&limit=1"): (200, {"dag_runs": [_run("scheduled__x", "success")]}),
+        ("GET", "dags/training__churn/dagRuns?order_by=-run_after&limit=1"): (200, {"dag_runs": []}),
+    })
+    return app
+
+
+def test_several_models_are_listed_and_each_opens_its_own_page(models_app):
+    page = models_app.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "Retrainer · 2 models" in page.text
+    assert 'href="/retrainer/models/churn"' in page.text and 'href="/retrainer/models/fraud"' in page.text
+    assert "broken.yaml" in page.text and "prepare.window_days" in page.text  # the refused file, named
+    rows = {row["name"]: row for row in models_app.get("/api/models").json()["models"]}
+    assert rows["fraud"]["quarantined_days"] == [DAY] and rows["churn"]["quarantined_days"] == []
+    assert rows["fraud"]["last_run"]["dag_run_id"] == "scheduled__x" and rows["churn"]["last_run"] is None
+    assert rows["fraud"]["registered_name"] == "retrainer-fraud" and rows["fraud"]["training_dag"] == "training__fraud"
+    fraud = models_app.get("/models/fraud", headers={"Accept": "text/html"})
+    assert fraud.status_code == 200 and "Retrainer · retrainer-fraud" in fraud.text
+    assert 'data-endpoint="/retrainer/models/fraud/api/replay"' in fraud.text and "training__fraud" in fraud.text
+    assert models_app.get("/models/churn/api/overview").json()["model_name"] == "retrainer-churn"
+    assert models_app.get("/models/nope").status_code == 404
+    assert models_app.get("/models/broken/api/overview").status_code == 404
+
+
+def test_reports_and_replays_stay_within_their_model(models_app):
+    answer = models_app.get(f"/models/fraud/reports/drift/{DAY}/report.html")
+    assert answer.status_code == 200 and answer.text == "<html>fraud report</html>"
+    assert models_app.get(f"/models/churn/reports/drift/{DAY}/report.html").status_code == 404
+    run_id = plugin.ui_data.quarantined(plugin._params("fraud"))[0]["replay_run_id"]
+    models_app.state["api"] = FakeApi({("POST", "dags/training__fraud/dagRuns"): (200, _run(run_id))})
+    answer = models_app.post("/models/fraud/api/replay", json={"day": DAY})
+    assert answer.status_code == 201 and answer.json()["run_url"] == f"/dags/training__fraud/runs/{run_id}"
+    assert models_app.post("/models/churn/api/replay", json={"day": DAY}).status_code == 404  # not quarantined there
+
+
+def test_the_lineage_of_a_models_run_reads_that_models_params(models_app, monkeypatch):
+    seen = {}
+
+    def fake_lineage(params, dag_id, run_id, as_of):
+        seen.update(model=params.model.registered_name, dag_id=dag_id)
+        return {"dag_id": dag_id, "run_id": run_id, "as_of": as_of, "kind": "none", "partitions": [],
+                "validation": [], "model": None, "decision": None, "drift": None, "trigger": None, "mlflow_run": None}
+
+    monkeypatch.setattr(plugin.ui_data, "run_lineage", fake_lineage)
+    models_app.state["api"] = FakeApi({("GET", "dags/training__fraud/dagRuns/manual__1"): (
+        200, {"dag_run_id": "manual__1", "state": "success", "conf": {"as_of": DAY}})})
+    page = models_app.get("/runs/training__fraud/manual__1", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and seen == {"model": "retrainer-fraud", "dag_id": "training__fraud"}
+    answer = models_app.get("/api/runs/training__fraud/manual__1").json()
+    assert answer["model_file"] == "fraud" and answer["model"] is None  # "model": the version the run registered
+    assert 'href="/retrainer/models/fraud/"' in page.text  # back to the model's page
+    assert models_app.get("/models/fraud/", headers={"Accept": "text/html"}).status_code == 200
+    assert models_app.get("/api/runs/training__nope/manual__1").status_code == 404
+
+
+def test_the_list_shows_only_the_models_the_caller_may_look_at(models_app, monkeypatch):
+    monkeypatch.setattr(plugin, "may", lambda user, method, dag_id="training": dag_id == "training__churn")
+    assert [row["name"] for row in models_app.get("/api/models").json()["models"]] == ["churn"]
+    assert models_app.get("/models/fraud/api/overview").status_code == 403

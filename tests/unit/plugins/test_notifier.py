@@ -320,3 +320,16 @@ def test_airflow_dags_test_gets_no_deadline(tmp_path, monkeypatch):
     assert notifier.deadline_alerts("training", params) is None
     monkeypatch.setattr(sys, "argv", ["/venv/bin/airflow", "scheduler"])
     assert len(notifier.deadline_alerts("training", params)) == 2
+
+
+def test_each_models_events_go_to_that_models_notifiers(tmp_path, monkeypatch):
+    from tests.conftest import write_models_project
+
+    fraud_only = [{"kind": "http", "conn_id": "fraud_http"}]
+    folder = write_models_project(tmp_path / "p", {"churn": {}, "fraud": {"source": {"table": "fraud_events"},
+                                                                          "notifications": fraud_only}})
+    monkeypatch.setenv("RETRAINER_PARAMS", str(folder))
+    assert [e.conn_id for e in notifier.configured_notifiers(dag_id="training__fraud")] == ["fraud_http"]
+    assert [e.conn_id for e in notifier.configured_notifiers(dag_id="drift_monitor__churn")] == ["retrainer_webhook"]
+    # Not one of its DAGs, and two models: the params cannot be chosen, the default webhook still reports.
+    assert [e.conn_id for e in notifier.configured_notifiers(dag_id="other_dag")] == ["retrainer_webhook"]

@@ -238,3 +238,9 @@ def test_the_lineage_view_takes_the_as_of_date_from_the_run_record():
 def test_the_ui_data_does_not_import_airflow():
     source = open(cr.__file__, encoding="utf-8").read()
     assert "import airflow" not in source and "from airflow" not in source
+
+
+def test_report_urls_of_a_model_go_under_its_own_route():
+    assert cr.report_url("drift/2026-04-01/report.html", "http://af/") == "http://af/retrainer/reports/drift/2026-04-01/report.html"
+    assert cr.report_url("validation/dt=2026-04-01/v.json", "", "fraud") == "/retrainer/models/fraud/reports/validation/dt=2026-04-01/v.json"
+    assert cr.report_url(None, "", "fraud") is None
