@@ -4,6 +4,9 @@ file, see retrainer.deployment, or a single params.yaml).
 Loading fails fast: an unknown key, a wrong type or a bad value raises ``ConfigError`` naming
 the file, the dotted key and the reason. Relative paths and relative SQLite URLs resolve against
 the folder that holds the params file, so a run does not depend on the current directory.
+
+Long because it is the one schema of every section of the file (the task tables and their checks live in
+retrainer.tasks); the drift and notification sections are the next to move out if it grows.
 """
 
 from __future__ import annotations
