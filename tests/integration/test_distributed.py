@@ -71,9 +71,12 @@ def test_a_training_run_succeeds_on_celery_and_postgres(topology: Topology) -> N
     RUNS["first"] = [run["dag_run_id"]]
 
     tis = _tis(topology, token, run["dag_run_id"])
-    assert {ti["task_id"] for ti in tis} == {"ingest", "validate", "prepare", "train", "evaluate", "register"}
-    assert all(ti["state"] == "success" for ti in tis)
-    assert {ti["hostname"] for ti in tis} <= WORKERS  # run by the Celery workers, nothing else
+    states = {ti["task_id"]: ti["state"] for ti in tis}
+    steps = {"ingest", "validate", "prepare", "train", "evaluate", "register"}
+    # registry.promotion is auto: the approval tasks skip themselves (nothing awaits a person).
+    assert states == {**dict.fromkeys(steps, "success"), "approve": "skipped", "apply_approval": "skipped"}
+    ran = [ti for ti in tis if ti["task_id"] in steps]
+    assert {ti["hostname"] for ti in ran} <= WORKERS  # run by the Celery workers, nothing else
 
     model = topology.mlflow_get("registered-models/get", name="retrainer-churn")["registered_model"]
     aliases = {a["alias"]: a["version"] for a in model.get("aliases", [])}
@@ -120,7 +123,8 @@ def test_a_drift_triggered_run_and_a_four_day_backfill_spread_over_both_workers(
     for run_id in [drift["dag_run_id"], *RUNS["backfill"]]:
         _wait(topology, token, run_id, timeout=600)
 
-    hostnames = {ti["hostname"] for run_id in RUNS["backfill"] for ti in _tis(topology, token, run_id)}
+    hostnames = {ti["hostname"] for run_id in RUNS["backfill"] for ti in _tis(topology, token, run_id)
+                 if ti["state"] != "skipped"}  # a skipped approval task may never have reached a worker
     assert hostnames == WORKERS, f"backfill tasks ran on {hostnames}, expected both workers"
 
     by_run = {_tags(r).get("airflow.run_id"): r for r in _mlflow_runs(topology)}
