@@ -72,3 +72,18 @@ def test_unknown_version_is_a_clear_error(trained):
     params, _ = trained
     with pytest.raises(ReproduceError, match="has no version or alias 'nonexistent'"):
         read_lineage(params, params.model.registered_name, "nonexistent")
+
+
+def test_every_code_dependency_dvc_yaml_names_exists():
+    """A module that becomes a package (train.py -> train/) must not leave dvc.yaml naming the old file:
+    `dvc repro` fails on a missing dependency."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    named = [dep for stage in stages.values() for dep in stage.get("deps", []) if isinstance(dep, str)]
+    missing = [dep for dep in named if "${" not in dep and dep.startswith(("include/", "validation_suites"))
+               and not (root / dep).exists()]
+    assert named and missing == []
