@@ -11,12 +11,13 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from retrainer.config import Params
 from retrainer.errors import InsufficientData
 from retrainer.quarantine import describe_gaps, window_gaps
 from retrainer.run_context import window_days, window_length
-from retrainer.storage import md5_file, partition_file, with_pandas_metadata, write_json_atomic, write_with
+from retrainer.storage import atomic_path, md5_file, partition_file, with_pandas_metadata, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -75,36 +76,34 @@ def prepare_window(
 ) -> PreparedData:
     """Write ``train.parquet``, ``holdout.parquet`` and ``manifest.json`` for the window ending at ``as_of``.
 
-    The sets are built in Arrow: concatenating the daily partitions only links their columns, and no
-    value becomes a Python object, so time and memory grow with the bytes of the window alone.
+    The sets are streamed: each daily partition is read (only the columns the sets keep), its
+    unlabelled rows dropped, and written as the next row group of its set, so one partition is in
+    memory at a time whatever the window's size, and no value becomes a Python object. Both sets are
+    written to temporary files and renamed into place only once the window is found usable.
     """
     import pyarrow.parquet as pq
 
     manifest = dict(manifest or window_manifest(params, as_of, window))
     ds = params.dataset
     columns = [ds.entity_id, ds.event_time, *ds.features, ds.label]
-    tables: dict[str, list] = {"train": [], "holdout": []}
+    _check_days(params, as_of, manifest)
+    parts: dict[str, list[Path]] = {"train": [], "holdout": []}
     for part in manifest["partitions"]:
         path = params.path(part["path"])
         absent = [c for c in columns if c not in pq.read_schema(path).names]
         if absent:
             raise InsufficientData(f"partition {part['path']} lacks columns {absent}")
-        # Only the columns the sets keep.
-        tables[part["split"]].append(pq.read_table(path, columns=columns))
-
-    train = _concat(tables.pop("train"), columns)
-    holdout = _concat(tables.pop("holdout"), columns)
-    # Rows without a label cannot teach or score anything; they are dropped, and counted in the manifest.
-    train, train_unlabelled = _labelled(train, ds.label)
-    holdout, holdout_unlabelled = _labelled(holdout, ds.label)
-    manifest["unlabelled_rows_dropped"] = train_unlabelled + holdout_unlabelled
-    _check_usable(params, as_of, manifest, train, holdout)
+        parts[part["split"]].append(path)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     train_path, holdout_path = out_dir / "train.parquet", out_dir / "holdout.parquet"
-    write_with(train_path, lambda tmp: pq.write_table(with_pandas_metadata(train), tmp))
-    write_with(holdout_path, lambda tmp: pq.write_table(with_pandas_metadata(holdout), tmp))
-    manifest |= {"train_rows": train.num_rows, "holdout_rows": holdout.num_rows}
+    with atomic_path(train_path) as train_tmp, atomic_path(holdout_path) as holdout_tmp:
+        train = _stream_set(parts["train"], columns, ds.label, train_tmp)
+        holdout = _stream_set(parts["holdout"], columns, ds.label, holdout_tmp)
+        manifest["unlabelled_rows_dropped"] = train.unlabelled + holdout.unlabelled
+        # Raising here leaves no set behind: atomic_path renames only when the block succeeds.
+        _check_usable(params, as_of, manifest, train, holdout)
+    manifest |= {"train_rows": train.rows, "holdout_rows": holdout.rows}
     manifest_path = out_dir / "manifest.json"
     write_json_atomic(manifest_path, manifest)
     return PreparedData(
@@ -113,19 +112,69 @@ def prepare_window(
         holdout_path=str(holdout_path),
         manifest_path=str(manifest_path),
         data_hash=manifest["data_hash"],
-        train_rows=train.num_rows,
-        holdout_rows=holdout.num_rows,
+        train_rows=train.rows,
+        holdout_rows=holdout.rows,
     )
 
 
-def _concat(parts: list, columns: list[str]):
-    import pyarrow as pa
+@dataclass
+class _SetSummary:
+    """What the usability checks need of a written set, gathered while it streams."""
 
-    if not parts:
-        return pa.table({c: pa.array([], pa.null()) for c in columns})
-    # A column typed differently across days (int64 in one, float64 with NULLs or all-NULL in
-    # another) takes the type that holds both, as a pandas concat would.
-    return pa.concat_tables(parts, promote_options="permissive")
+    rows: int = 0
+    unlabelled: int = 0
+    # The smallest and largest label seen: the set has two classes exactly when they differ.
+    label_min: Any = None
+    label_max: Any = None
+
+    def add_labels(self, column: Any) -> None:
+        import pyarrow.compute as pc
+
+        if not len(column):
+            return
+        bounds = pc.min_max(column).as_py()
+        low, high = bounds["min"], bounds["max"]
+        self.label_min = low if self.label_min is None else min(self.label_min, low)
+        self.label_max = high if self.label_max is None else max(self.label_max, high)
+
+    def classes(self) -> list:
+        return sorted({self.label_min, self.label_max} - {None})
+
+
+def _set_schema(paths: list[Path], columns: list[str]):
+    """The schema the set's partitions share: a column typed differently across days (int64 in one,
+    float64 with NULLs or all-NULL in another) takes the type that holds both, as a pandas concat would."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not paths:
+        return pa.schema([pa.field(c, pa.null()) for c in columns])
+    schemas = []
+    for path in paths:
+        schema = pq.read_schema(path)
+        schemas.append(pa.schema([schema.field(c) for c in columns]))
+    return pa.unify_schemas(schemas, promote_options="permissive")
+
+
+def _stream_set(paths: list[Path], columns: list[str], label: str, target: Path) -> _SetSummary:
+    """Write the labelled rows of ``paths`` (in order, one row group per partition) to ``target``."""
+    import pyarrow.parquet as pq
+
+    schema = _set_schema(paths, columns)
+    summary = _SetSummary()
+    with pq.ParquetWriter(target, with_pandas_metadata(schema.empty_table()).schema) as writer:
+        for path in paths:
+            table = pq.read_table(path, columns=columns).select(columns)
+            if table.schema != schema:
+                table = table.cast(schema)
+            table, dropped = _labelled(table, label)
+            summary.rows += table.num_rows
+            summary.unlabelled += dropped
+            summary.add_labels(table.column(label))
+            if table.num_rows:
+                writer.write_table(table)
+            del table
+    return summary
 
 
 def _labelled(table, label: str):
@@ -139,24 +188,31 @@ def _labelled(table, label: str):
     return (table.filter(pc.invert(missing)) if dropped else table), dropped
 
 
-def _check_usable(params: Params, as_of: date, manifest: dict, train, holdout) -> None:
-    label = params.dataset.label
-    where = f"window ending {as_of.isoformat()} ({len(manifest['partitions'])} partitions under {params.data_dir / 'raw'})"
+def _check_days(params: Params, as_of: date, manifest: dict) -> None:
+    """Enough days of the window have data (prepare.min_window_days / min_window_share)."""
     needed = params.prepare.min_days(manifest["window_days"])
     if len(manifest["partitions"]) < needed:
         raise InsufficientData(
-            f"{where}: only {len(manifest['partitions'])} of {manifest['window_days']} days have data, fewer than "
-            f"{needed} (prepare.min_window_days={params.prepare.min_window_days}, "
+            f"{_where(params, as_of, manifest)}: only {len(manifest['partitions'])} of {manifest['window_days']} days "
+            f"have data, fewer than {needed} (prepare.min_window_days={params.prepare.min_window_days}, "
             f"prepare.min_window_share={params.prepare.min_window_share}); days left out:\n"
             + describe_gaps(manifest.get("gaps") or [])
         )
-    if train.num_rows < params.prepare.min_train_rows:
+
+
+def _where(params: Params, as_of: date, manifest: dict) -> str:
+    return f"window ending {as_of.isoformat()} ({len(manifest['partitions'])} partitions under {params.data_dir / 'raw'})"
+
+
+def _check_usable(params: Params, as_of: date, manifest: dict, train: _SetSummary, holdout: _SetSummary) -> None:
+    where = _where(params, as_of, manifest)
+    if train.rows < params.prepare.min_train_rows:
         raise InsufficientData(
-            f"{where}: {train.num_rows} training rows, fewer than prepare.min_train_rows={params.prepare.min_train_rows}"
+            f"{where}: {train.rows} training rows, fewer than prepare.min_train_rows={params.prepare.min_train_rows}"
         )
-    if not holdout.num_rows:
+    if not holdout.rows:
         raise InsufficientData(f"{where}: no holdout rows in the last {params.prepare.holdout_days} days")
-    for name, frame in (("training", train), ("holdout", holdout)):
-        classes = sorted(frame.column(label).unique().to_pylist())
+    for name, summary in (("training", train), ("holdout", holdout)):
+        classes = summary.classes()
         if len(classes) < 2:
             raise InsufficientData(f"{where}: the {name} set has a single label class {classes}")

@@ -77,3 +77,55 @@ def test_a_single_label_class_cannot_train(params, tmp_path) -> None:
     with pytest.raises(InsufficientData, match=r"the training set has a single label class \[0\]"):
         prepare_window(params, AS_OF, tmp_path / "sets")
     assert not (tmp_path / "sets" / "train.parquet").exists()
+
+
+def test_the_sets_hold_every_labelled_row_of_the_window_in_day_order(params, tmp_path) -> None:
+    """Streamed one partition at a time, the sets are exactly the window's partitions stacked in day order."""
+    import pyarrow.parquet as pq
+
+    prepared = prepare_window(params, AS_OF, tmp_path / "sets")
+    manifest = window_manifest(params, AS_OF)
+    ds = params.dataset
+    columns = [ds.entity_id, ds.event_time, *ds.features, ds.label]
+    for split, path in (("train", prepared.train_path), ("holdout", prepared.holdout_path)):
+        days = [params.path(p["path"]) for p in manifest["partitions"] if p["split"] == split]
+        expected = pd.concat([pd.read_parquet(d, columns=columns) for d in days], ignore_index=True)
+        pd.testing.assert_frame_equal(pd.read_parquet(path), expected)
+        # One row group per day: nothing larger than a partition was held to write it.
+        assert pq.ParquetFile(path).metadata.num_row_groups == len(days)
+
+
+def test_a_column_typed_differently_across_days_takes_the_type_that_holds_both(params, tmp_path) -> None:
+    """int64 on most days, float64 with NULLs on one, all NULL on another: the set's column is float64."""
+    column = "num_support_calls"
+    with_gaps, all_null = AS_OF - timedelta(days=9), AS_OF - timedelta(days=6)
+
+    def gaps(frame: pd.DataFrame) -> pd.DataFrame:
+        frame[column] = frame[column].astype("float64")
+        frame.loc[frame.index[:10], column] = float("nan")
+        return frame
+
+    def nulls(frame: pd.DataFrame) -> pd.DataFrame:
+        frame[column] = None
+        return frame
+
+    _rewrite(params, with_gaps, gaps)
+    _rewrite(params, all_null, nulls)
+    prepared = prepare_window(params, AS_OF, tmp_path / "sets")
+    train = pd.read_parquet(prepared.train_path)
+    assert train[column].dtype == "float64"
+    assert train[column].isna().sum() == 10 + 300
+
+
+def test_a_refused_window_leaves_no_set_and_keeps_the_previous_one(params, tmp_path) -> None:
+    out = tmp_path / "sets"
+    first = prepare_window(params, AS_OF, out)
+    before = {p: (out / p).read_bytes() for p in ("train.parquet", "holdout.parquet")}
+    label = params.dataset.label
+    for offset in range(params.prepare.holdout_days):
+        _rewrite(params, AS_OF - timedelta(days=offset), lambda frame: frame.assign(**{label: 1}))
+    with pytest.raises(InsufficientData, match=r"the holdout set has a single label class \[1\]"):
+        prepare_window(params, AS_OF, out)
+    assert {p: (out / p).read_bytes() for p in before} == before
+    assert sorted(p.name for p in out.iterdir()) == ["holdout.parquet", "manifest.json", "train.parquet"]
+    assert first.train_rows == len(pd.read_parquet(out / "train.parquet"))
