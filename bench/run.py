@@ -221,18 +221,23 @@ def _details(data: dict) -> list[str]:
     scale = data.get("scale")
     if scale and scale.get("curve"):
         curve = scale["curve"]
-        lines += ["## 3. Scale: per step (imports excluded), wall s / peak MB above the process baseline / input MB", ""]
+        lines += ["## 3. Scale: per step (imports excluded), wall s / peak MB above the process baseline / input MB "
+                  "(as pandas reads it; as Arrow bytes)", "",
+                  "`train` stops boosting early as users run it; `train_fixed` is the same model at a fixed `max_iter` "
+                  "(boosting iterations in brackets); the pipeline is the six steps of a run, without `train_fixed`.", ""]
         lines.append("| step | " + " | ".join(f"{p['rows']:,} rows" for p in curve) + " | growth per 10x, CPU / wall |")
         lines.append("|---|" + "---|" * len(curve) + "---|")
         for step in curve[0]["steps"]:
             cells = []
             for p in curve:
                 s = p["steps"][step]
-                cells.append(f"{fmt(s['wall_s'])} s ({fmt(s['cpu_s'])} CPU) / +{fmt(s['step_extra_mb'], 0)} MB / "
-                             f"{fmt(s['input_mb'], 0)} MB")
+                iterations = f" [{s['iterations']} it.]" if s.get("iterations") else ""
+                arrow = f"; {fmt(s['input_arrow_mb'], 0)}" if s.get("input_arrow_mb") is not None else ""
+                cells.append(f"{fmt(s['wall_s'])} s ({fmt(s['cpu_s'])} CPU){iterations} / +{fmt(s['step_extra_mb'], 0)} MB / "
+                             f"{fmt(s['input_mb'], 0)}{arrow} MB")
             growth = ", ".join(f"{fmt(g.get('per_10x_cpu'))} / {fmt(g['per_10x'])}" for g in scale["growth"][step])
             lines.append(f"| {step} | " + " | ".join(cells) + f" | {growth} |")
-        total = [sum(s["wall_s"] for s in p["steps"].values()) for p in curve]
+        total = [sum(s["wall_s"] for name, s in p["steps"].items() if name != "train_fixed") for p in curve]
         lines.append("| pipeline | " + " | ".join(f"{fmt(t)} s" for t in total) + " | "
                      + ", ".join(f"{fmt(g.get('per_10x_cpu'))} / {fmt(g['per_10x'])}" for g in scale["growth"]["pipeline"]) + " |")
         lines.append("")
@@ -241,7 +246,7 @@ def _details(data: dict) -> list[str]:
                 f"{p['rows']:,}: " + ", ".join(f"{k} {v['process_peak_rss_mb']:.0f}" for k, v in p["steps"].items())
                 for p in curve))
         else:
-            lines.append("Quick mode: the six steps of a size ran in one process (imports paid once); each step's "
+            lines.append("Quick mode: the steps of a size ran in one process (imports paid once); each step's "
                          "peak memory is measured above what the process held when it started.")
         lines.append("")
         cold = scale.get("cold_imports")

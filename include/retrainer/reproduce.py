@@ -132,7 +132,7 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
     from retrainer.storage import read_frame
     from retrainer.train import (
         build_pipeline,
-        feature_frame,
+        fit_frame,
         predict_scores,
         score,
         training_labels,
@@ -165,7 +165,7 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
     # Read as train_model reads them (Arrow-backed text).
     train, holdout = read_frame(prepared.train_path), read_frame(prepared.holdout_path)
     model = build_pipeline(recorded)
-    model.fit(feature_frame(train, recorded), training_labels(train, recorded))
+    model.fit(fit_frame(train, recorded), training_labels(train, recorded))
     metrics = {f"holdout_{k}": v for k, v in score(model, holdout, recorded).items()}
     metrics |= {f"train_{k}": v for k, v in score(model, training_metric_rows(train, recorded), recorded).items()}
 

@@ -18,6 +18,7 @@ from retrainer.train import (
     build_pipeline,
     dataset_input,
     feature_frame,
+    fit_frame,
     predict_scores,
     train_model,
     training_metric_rows,
@@ -56,6 +57,32 @@ def test_boosting_splits_on_categories_natively_and_learns_where_missing_values_
     unseen, missing = serving.head(1).copy(), serving.head(1).copy()
     missing["region"] = None
     assert predict_scores(model, unseen, params)[0] == pytest.approx(predict_scores(model, missing, params)[0])
+
+
+def test_boosting_fits_on_category_codes_and_serves_the_same_scores_from_text(make_project):
+    """fit_frame holds a category as one code per cell and the numbers as the frame's own arrays; the model
+    it fits scores a frame of text (what serving gives, missing as None) exactly as the codes it learned."""
+    params = _params(make_project, hyperparameters={"max_iter": 20})
+    ds = params.dataset
+    train = _days(3_000)
+    train.loc[train.index[:300], "plan_tier"] = None  # missing categories while fitting
+    lean = fit_frame(train, params)
+    assert all(isinstance(lean[c].dtype, pd.CategoricalDtype) for c in ds.categorical_features)
+    assert lean["plan_tier"].isna().sum() == 300
+    floats = [c for c in ds.numeric_features if train[c].dtype == "float64"]
+    assert floats and all(np.shares_memory(lean[c].to_numpy(), train[c].to_numpy()) for c in floats)
+
+    model = build_pipeline(params).fit(lean, train[ds.label].astype(int))
+    served = predict_scores(model, train, params)  # feature_frame: text as Python strings, None for missing
+    np.testing.assert_allclose(served, model.predict_proba(lean)[:, 1])
+    # A missing category is missing (the learned direction), not a category of its own.
+    assert not any(value is None for value in model[0].named_transformers_["categorical"].categories_[-1])
+
+
+def test_factories_and_one_hot_estimators_fit_on_what_they_serve(make_project):
+    params = _params(make_project, estimator="random_forest", hyperparameters={"n_estimators": 5})
+    train = _days(200)
+    pd.testing.assert_frame_equal(fit_frame(train, params), feature_frame(train, params))
 
 
 def test_boosting_takes_a_category_column_with_more_values_than_bins(make_project):

@@ -129,3 +129,12 @@ def test_partitions_named_alone_keep_their_own_full_report_and_docs_in_order(tmp
     assert outcome.data_docs_index == str(last.report_dir / "data_docs" / "index.html")
     first_report = json.loads((parts[0].report_dir / "validation.json").read_text())
     assert "rows_run" in first_report["gx_result"]
+
+
+def test_stack_groups_fill_to_the_row_limit_and_keep_the_alone_ones_apart() -> None:
+    from retrainer.validate.window import stack_groups
+
+    labels = ["d1", "d2", "d3", "d4", "d5"]
+    assert stack_groups([400, 500, 200, 900, 100], labels, 1000, ()) == [[0, 1], [2], [3, 4]]
+    assert stack_groups([400, 500, 200, 900, 100], labels, 1000, {"d2"}) == [[0], [1], [2], [3, 4]]
+    assert stack_groups([2000, 10], labels[:2], 1000, ()) == [[0], [1]]

@@ -34,6 +34,7 @@ from retrainer.train.frames import (
     SCHEMA_SAMPLE_ROWS,
     dataset_input,
     feature_frame,
+    fit_frame,
     python_strings,
     training_labels,
 )
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PREDICT_BATCH_ROWS", "SCHEMA_SAMPLE_ROWS", "TrainedModel", "build_pipeline", "dataset_input", "drift_score",
-    "feature_frame", "labelled_outputs", "model_classes", "predict_scores", "python_strings", "score",
+    "feature_frame", "fit_frame", "labelled_outputs", "model_classes", "predict_scores", "python_strings", "score",
     "train_model", "training_labels", "training_metric_rows",
 ]
 
@@ -168,15 +169,15 @@ def _fit(params: Params, train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame]:
     """The fitted pipeline and five input rows (MLflow's input example and signature)."""
     from retrainer.gates import non_finite_problems
 
-    x_train, y_train = feature_frame(train, params), training_labels(train, params)
+    x_train, y_train = fit_frame(train, params), training_labels(train, params)
     # A suite edited by hand must not let an infinite number reach the estimator.
     problems = non_finite_problems(x_train, list(params.dataset.numeric_features), "training set")
     if problems:
         raise GateFailed("train refuses non-finite features:\n" + "\n".join(problems))
     model = build_pipeline(params)
     model.fit(x_train, y_train)
-    # The fit's input copy goes with this frame; the metrics read ``train`` itself.
-    return model, x_train.head(5)
+    # The example is what the model serves (feature_frame), whatever it was fitted on.
+    return model, feature_frame(train.head(5), params)
 
 
 def _measure(

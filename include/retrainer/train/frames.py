@@ -23,6 +23,38 @@ def feature_frame(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
     return x
 
 
+def fit_frame(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """The model's input columns for fitting, as ``feature_frame`` or, for the built-in boosting, leaner.
+
+    Histogram boosting (``hist_gradient_boosting`` without a factory) gets its categories as pandas
+    ``category`` columns whose values exist once (a one-byte code per cell instead of a Python string
+    per cell: 4 GB fewer for the demo's 20M-row window) and its numbers as the frame's own float64
+    arrays, not a copy. Its ordinal encoder turns a missing category into NaN either way (a missing
+    value when fitting, an unseen one when serving ``feature_frame``'s ``None``), so the model serves
+    ``feature_frame`` unchanged. Factories and the one-hot built-ins get ``feature_frame``: their
+    encoders tell ``None`` from NaN, so they are fitted on what they serve.
+    """
+    if params.model.factory or params.model.estimator != "hist_gradient_boosting":
+        return feature_frame(frame, params)
+    import pandas as pd
+
+    ds, numeric = params.dataset, set(params.dataset.numeric_features)
+    columns = {c: frame[c].astype("float64", copy=False) if c in numeric else categories(frame[c]) for c in ds.features}
+    return pd.DataFrame(columns, index=frame.index, copy=False)
+
+
+def categories(values: pd.Series) -> pd.Series:
+    """``values`` as a pandas ``category`` column whose categories are Python strings (or the column's
+    own values), so an encoder reading it as an array gets one shared object per distinct value."""
+    import pandas as pd
+
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype("category")
+    if pd.api.types.is_string_dtype(values.cat.categories.dtype) and values.cat.categories.dtype != object:
+        values = values.cat.rename_categories(values.cat.categories.astype(object))
+    return values
+
+
 def python_strings(values: pd.Series) -> pd.Series:
     """Text as Python ``str`` objects with ``None`` for missing (what scikit-learn's encoders and
     MLflow's schema inference take), whether it was read as ``object`` or Arrow-backed strings."""

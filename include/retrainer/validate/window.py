@@ -149,23 +149,47 @@ def validate_partitions(
             after_each()
 
 
+def stack_groups(rows: Sequence[int], labels: Sequence[str], chunk_rows: int, alone: Collection[str]) -> list[list[int]]:
+    """Which partitions are validated together: indices of consecutive partitions grouped until a group
+    would hold more than ``chunk_rows`` rows; each one of ``alone`` (by label) is a group by itself."""
+    groups: list[list[int]] = []
+    group: list[int] = []
+    total = 0
+    for index, (count, label) in enumerate(zip(rows, labels, strict=True)):
+        if group and (total + count > chunk_rows or label in alone):
+            groups.append(group)
+            group, total = [], 0
+        group.append(index)
+        total += count
+        if label in alone:
+            groups.append(group)
+            group, total = [], 0
+    if group:
+        groups.append(group)
+    return groups
+
+
 def _stacks(
     partitions: Sequence[PartitionToValidate], chunk_rows: int, alone: Collection[str]
 ) -> Iterator[list[tuple[PartitionToValidate, pd.DataFrame]]]:
-    """Consecutive partitions read and grouped until a group holds ``chunk_rows`` rows; each one of
-    ``alone`` is a group by itself."""
+    """The groups of :func:`stack_groups`, each partition read as its group comes up (one group in
+    memory at a time)."""
     stack: list[tuple[PartitionToValidate, pd.DataFrame]] = []
-    rows = 0
+    rows: list[int] = []
+    labels: list[str] = []
     for part in partitions:
         df = read_partition(part.path)
-        if stack and (rows + len(df) > chunk_rows or part.label in alone):
+        groups = stack_groups([*rows, len(df)], [*labels, part.label], chunk_rows, alone)
+        if len(groups) > 1 and groups[-1] == [len(rows)]:
+            # The new partition starts a group: the stack so far is complete.
             yield stack
-            stack, rows = [], 0
+            stack, rows, labels = [], [], []
         stack.append((part, df))
-        rows += len(df)
+        rows.append(len(df))
+        labels.append(part.label)
         if part.label in alone:
             yield stack
-            stack, rows = [], 0
+            stack, rows, labels = [], [], []
     if stack:
         yield stack
 
