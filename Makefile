@@ -11,7 +11,7 @@
 #   make test    the test suite (what CI runs); installs the browser for the UI tests first
 #   make setup-browser  Debian's headless Chromium for the control-room browser tests (skipped if present)
 #   make lint    ruff, including Airflow's AIR rules on dags/ and plugins/
-#   make bench   every benchmark figure (about an hour): bench/results/latest.md and latest.json
+#   make bench   every benchmark figure (over an hour, the machine to itself; latest.md gives the last run's time): bench/results/latest.md and latest.json
 #   make bench-quick   the same figures at small sizes, under 5 minutes: bench/results/quick.md
 #   make drift-demo  inject drift after the champion's day: drift report, drift-triggered retrain, tagged version
 
