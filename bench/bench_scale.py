@@ -139,14 +139,19 @@ def _input_tables(step: str, params, state: dict, output: dict) -> tuple[list[li
 def _input_mb(step: str, params, state: dict, output: dict) -> tuple[float | None, float | None, str]:
     """The in-memory size of the largest group of tables ``step`` holds at once: as pandas reads it by
     default (text as Python objects), and as Arrow bytes; and what the tables are."""
-    import pandas as pd
     import pyarrow.parquet as pq
 
     groups, what = _input_tables(step, params, state, output)
     if not groups:
         return None, None, what
-    pandas_mb = max(sum(frame_mb(pd.read_parquet(path)) for path in group) for group in groups)
-    arrow_mb = max(sum(pq.read_table(path).nbytes / 2**20 for path in group) for group in groups)
+    sizes: dict[str, tuple[float, float]] = {}
+    for path in {path for group in groups for path in group}:
+        table = pq.read_table(path)
+        # pandas' default read of the same file (text as Python objects), as pd.read_parquet gives it.
+        sizes[path] = frame_mb(table.to_pandas()), table.nbytes / 2**20
+        del table
+    pandas_mb = max(sum(sizes[path][0] for path in group) for group in groups)
+    arrow_mb = max(sum(sizes[path][1] for path in group) for group in groups)
     return pandas_mb, arrow_mb, what
 
 

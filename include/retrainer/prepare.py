@@ -87,13 +87,15 @@ def prepare_window(
     ds = params.dataset
     columns = [ds.entity_id, ds.event_time, *ds.features, ds.label]
     _check_days(params, as_of, manifest)
-    parts: dict[str, list[Path]] = {"train": [], "holdout": []}
+    # Each set's partitions with their schemas, read once: the column check and the set's shared schema.
+    parts: dict[str, list[tuple[Path, Any]]] = {"train": [], "holdout": []}
     for part in manifest["partitions"]:
         path = params.path(part["path"])
-        absent = [c for c in columns if c not in pq.read_schema(path).names]
+        schema = pq.read_schema(path)
+        absent = [c for c in columns if c not in schema.names]
         if absent:
             raise InsufficientData(f"partition {part['path']} lacks columns {absent}")
-        parts[part["split"]].append(path)
+        parts[part["split"]].append((path, schema))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     train_path, holdout_path = out_dir / "train.parquet", out_dir / "holdout.parquet"
@@ -141,29 +143,26 @@ class _SetSummary:
         return sorted({self.label_min, self.label_max} - {None})
 
 
-def _set_schema(paths: list[Path], columns: list[str]):
+def _set_schema(schemas: list, columns: list[str]):
     """The schema the set's partitions share: a column typed differently across days (int64 in one,
     float64 with NULLs or all-NULL in another) takes the type that holds both, as a pandas concat would."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    if not paths:
+    if not schemas:
         return pa.schema([pa.field(c, pa.null()) for c in columns])
-    schemas = []
-    for path in paths:
-        schema = pq.read_schema(path)
-        schemas.append(pa.schema([schema.field(c) for c in columns]))
-    return pa.unify_schemas(schemas, promote_options="permissive")
+    kept = [pa.schema([schema.field(c) for c in columns]) for schema in schemas]
+    return pa.unify_schemas(kept, promote_options="permissive")
 
 
-def _stream_set(paths: list[Path], columns: list[str], label: str, target: Path) -> _SetSummary:
-    """Write the labelled rows of ``paths`` (in order, one row group per partition) to ``target``."""
+def _stream_set(parts: list[tuple[Path, Any]], columns: list[str], label: str, target: Path) -> _SetSummary:
+    """Write the labelled rows of ``parts`` (partition paths with their schemas, in order, one row
+    group per partition) to ``target``."""
     import pyarrow.parquet as pq
 
-    schema = _set_schema(paths, columns)
+    schema = _set_schema([part_schema for _, part_schema in parts], columns)
     summary = _SetSummary()
     with pq.ParquetWriter(target, with_pandas_metadata(schema.empty_table()).schema) as writer:
-        for path in paths:
+        for path, _ in parts:
             table = pq.read_table(path, columns=columns).select(columns)
             if table.schema != schema:
                 table = table.cast(schema)

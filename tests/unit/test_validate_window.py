@@ -138,3 +138,13 @@ def test_stack_groups_fill_to_the_row_limit_and_keep_the_alone_ones_apart() -> N
     assert stack_groups([400, 500, 200, 900, 100], labels, 1000, ()) == [[0, 1], [2], [3, 4]]
     assert stack_groups([400, 500, 200, 900, 100], labels, 1000, {"d2"}) == [[0], [1], [2], [3, 4]]
     assert stack_groups([2000, 10], labels[:2], 1000, ()) == [[0], [1]]
+
+
+def test_partitions_are_read_into_the_groups_stack_groups_gives(tmp_path) -> None:
+    from retrainer.validate.window import _stacks, stack_groups
+
+    parts = _partitions(tmp_path)
+    for chunk_rows, alone in ((2 * ROWS, ()), (3 * ROWS, {DAYS[1].isoformat()}), (10 * ROWS, {DAYS[-1].isoformat()})):
+        read = [[parts.index(part) for part, _ in stack] for stack in _stacks(parts, chunk_rows, alone)]
+        assert read == stack_groups([ROWS] * len(parts), [p.label for p in parts], chunk_rows, alone)
+        assert len(read) > 1

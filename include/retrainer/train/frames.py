@@ -28,7 +28,7 @@ def fit_frame(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
 
     Histogram boosting (``hist_gradient_boosting`` without a factory) gets its categories as pandas
     ``category`` columns whose values exist once (a one-byte code per cell instead of a Python string
-    per cell: 4 GB fewer for the demo's 20M-row window) and its numbers as the frame's own float64
+    per cell) and its numbers as the frame's own float64
     arrays, not a copy. Its ordinal encoder turns a missing category into NaN either way (a missing
     value when fitting, an unseen one when serving ``feature_frame``'s ``None``), so the model serves
     ``feature_frame`` unchanged. Factories and the one-hot built-ins get ``feature_frame``: their

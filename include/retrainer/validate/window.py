@@ -153,20 +153,21 @@ def stack_groups(rows: Sequence[int], labels: Sequence[str], chunk_rows: int, al
     """Which partitions are validated together: indices of consecutive partitions grouped until a group
     would hold more than ``chunk_rows`` rows; each one of ``alone`` (by label) is a group by itself."""
     groups: list[list[int]] = []
-    group: list[int] = []
-    total = 0
+    total, previous = 0, None
     for index, (count, label) in enumerate(zip(rows, labels, strict=True)):
-        if group and (total + count > chunk_rows or label in alone):
-            groups.append(group)
-            group, total = [], 0
-        group.append(index)
+        if previous is None or _starts_group(total, count, label, previous, chunk_rows, alone):
+            groups.append([])
+            total = 0
+        groups[-1].append(index)
         total += count
-        if label in alone:
-            groups.append(group)
-            group, total = [], 0
-    if group:
-        groups.append(group)
+        previous = label
     return groups
+
+
+def _starts_group(total: int, count: int, label: str, previous: str, chunk_rows: int, alone: Collection[str]) -> bool:
+    """Whether a partition of ``count`` rows starts a new group after a group of ``total`` rows whose
+    last partition is labelled ``previous``: the one rule of :func:`stack_groups` and :func:`_stacks`."""
+    return total + count > chunk_rows or label in alone or previous in alone
 
 
 def _stacks(
@@ -175,21 +176,14 @@ def _stacks(
     """The groups of :func:`stack_groups`, each partition read as its group comes up (one group in
     memory at a time)."""
     stack: list[tuple[PartitionToValidate, pd.DataFrame]] = []
-    rows: list[int] = []
-    labels: list[str] = []
+    total = 0
     for part in partitions:
         df = read_partition(part.path)
-        groups = stack_groups([*rows, len(df)], [*labels, part.label], chunk_rows, alone)
-        if len(groups) > 1 and groups[-1] == [len(rows)]:
-            # The new partition starts a group: the stack so far is complete.
+        if stack and _starts_group(total, len(df), part.label, stack[-1][0].label, chunk_rows, alone):
             yield stack
-            stack, rows, labels = [], [], []
+            stack, total = [], 0
         stack.append((part, df))
-        rows.append(len(df))
-        labels.append(part.label)
-        if part.label in alone:
-            yield stack
-            stack, rows, labels = [], [], []
+        total += len(df)
     if stack:
         yield stack
 
