@@ -52,6 +52,8 @@ from retrainer.names import (
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 4000  # webhooks (Slack, Teams, ...) reject or truncate very long bodies
+# How long the triggerer's alerts wait for one endpoint (anotify); the providers' own timeouts are longer or none.
+DELIVERY_TIMEOUT_S = 30
 QUARANTINE_MARK = "quarantined to: "  # how retrainer.pipeline.step_validate names a quarantined batch
 TITLES = {
     EVENT_FAILURE: "task failed",
@@ -245,28 +247,40 @@ def notify(event: str, facts: dict[str, Any], params: Any = None) -> list[str]:
 
 
 async def anotify(event: str, facts: dict[str, Any], params: Any = None) -> list[str]:
-    """:func:`notify` for async code: providers' ``async_notify`` where they have one, else in a thread."""
+    """:func:`notify` for async code: providers' ``async_notify`` where they have one, else in a thread.
+
+    The notifiers are reached at the same time, each given ``DELIVERY_TIMEOUT_S``: an endpoint that
+    does not answer is logged as not delivered and holds back no one else's alert.
+    """
     payload = event_payload(event, facts)
     log.info("retrainer %s notification: %s", event, payload["text"].splitlines()[0])
-    reached = []
     entries = await asyncio.to_thread(configured_notifiers, params, facts.get("dag_id"))
-    for entry in _wanted(entries, event):
-        if not await asyncio.to_thread(_connection_exists, entry.conn_id):
-            log.info("no Airflow connection %r: %s notification (%s) not sent", entry.conn_id, event, entry.kind)
-            continue
-        notifier = build_notifier(entry, payload)
-        try:
+    reached = await asyncio.gather(*(_adeliver(entry, event, payload) for entry in _wanted(entries, event)))
+    return [conn_id for conn_id in reached if conn_id]
+
+
+async def _adeliver(entry: Any, event: str, payload: dict[str, Any]) -> str | None:
+    """Send ``payload`` through one notifier; its connection id, or None when not sent or not delivered."""
+    if not await asyncio.to_thread(_connection_exists, entry.conn_id):
+        log.info("no Airflow connection %r: %s notification (%s) not sent", entry.conn_id, event, entry.kind)
+        return None
+    notifier = build_notifier(entry, payload)
+    try:
+        async with asyncio.timeout(DELIVERY_TIMEOUT_S):
             if type(notifier).async_notify is not BaseNotifier.async_notify:
                 await notifier.async_notify({})
             else:
                 await asyncio.to_thread(notifier.notify, {})
-        except Exception as exc:  # noqa: BLE001 - one broken notifier must not stop the others
-            log.warning("%s notification through %r (%s) not delivered: %s", event, entry.conn_id, entry.kind,
-                        _delivery_error(exc))
-            continue
-        log.info("%s notification sent through %r (%s)", event, entry.conn_id, entry.kind)
-        reached.append(entry.conn_id)
-    return reached
+    except TimeoutError:
+        log.warning("%s notification through %r (%s) not delivered: no answer within %ss", event, entry.conn_id,
+                    entry.kind, DELIVERY_TIMEOUT_S)
+        return None
+    except Exception as exc:  # noqa: BLE001 - one broken notifier must not stop the others
+        log.warning("%s notification through %r (%s) not delivered: %s", event, entry.conn_id, entry.kind,
+                    _delivery_error(exc))
+        return None
+    log.info("%s notification sent through %r (%s)", event, entry.conn_id, entry.kind)
+    return entry.conn_id
 
 
 def run_facts(context: Any) -> dict[str, Any]:

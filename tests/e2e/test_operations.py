@@ -73,7 +73,8 @@ class Receiver:
             got = list(self.received)
         return [r for r in got if all(r["body"].get(k) == v for k, v in wanted.items())]
 
-    def wait(self, what: str, select, count: int, timeout: float = ALERT_TIMEOUT) -> list[dict]:
+    def wait(self, what: str, select, count: int, timeout: float = ALERT_TIMEOUT, explain=None) -> list[dict]:
+        """The received requests ``select`` picks, once there are ``count``; ``explain()`` adds to a failure."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
@@ -82,7 +83,8 @@ class Receiver:
                 return chosen
             if time.monotonic() > deadline:
                 pytest.fail(f"{what}: {len(chosen)} of {count} requests within {timeout}s; all received: "
-                            f"{[(r['path'], r['body'].get('event'), r['body'].get('run_id')) for r in self.received]}")
+                            f"{[(r['path'], r['body'].get('event'), r['body'].get('run_id')) for r in self.received]}"
+                            + (f"\n{explain()}" if explain else ""))
             time.sleep(1)
 
 
@@ -147,7 +149,7 @@ def test_a_run_that_misses_its_deadline_alerts_with_the_dag_the_run_and_how_late
     # A day that never lands: batch_scoring's sensor waits (minutes between pokes); the deadline is 3 s.
     airflow_api.trigger_run(ops.api, ops.token, BATCH_SCORING_DAG, {"day": "2030-01-01"}, run_id=LATE_RUN)
     alerts = receiver.wait("deadline alert", lambda r: r["body"].get("run_id") == LATE_RUN
-                           or LATE_RUN in str(r["body"].get("text", "")), count=3)
+                           or LATE_RUN in str(r["body"].get("text", "")), count=3, explain=lambda: _alert_log(ops))
     by_kind = _by_kind(alerts)
     webhook = by_kind["webhook"]["body"]
     assert webhook["event"] == "deadline_missed" and webhook["dag_id"] == BATCH_SCORING_DAG
@@ -161,6 +163,13 @@ def test_a_run_that_misses_its_deadline_alerts_with_the_dag_the_run_and_how_late
                                  token=ops.token)
     assert [d["missed"] for d in deadlines["deadlines"]] == [True], deadlines
     # The run keeps waiting (its sensor is rescheduled, holding no worker slot) until the stack stops.
+
+
+def _alert_log(ops) -> str:
+    """The triggerer's lines about deadlines and notifications (where the callbacks ran), for a failure."""
+    text = processes.log_file(ops.home, "triggerer").read_text(errors="replace")
+    lines = [line for line in text.splitlines() if "deadline" in line.lower() or "notification" in line]
+    return "triggerer log:\n" + "\n".join(lines[-60:])
 
 
 def test_a_promotion_reaches_every_notifier_through_its_connection(ops, receiver):

@@ -223,7 +223,27 @@ def test_anotify_uses_the_providers_async_path(tmp_path, monkeypatch, receiver):
                                 (("http", "ops_http"), ("slack_webhook", "ops_slack"), ("webhook", "ops_webhook"))])
     reached = asyncio.run(notifier.anotify("deadline_missed", {"summary": "late", "dag_id": "training"}, params))
     assert reached == ["ops_http", "ops_slack", "ops_webhook"]
-    assert [r["path"] for r in receiver.received] == ["/", "/T1/B1/x", "/hook"]
+    assert sorted(r["path"] for r in receiver.received) == ["/", "/T1/B1/x", "/hook"]  # sent at the same time
+
+
+def test_an_endpoint_that_never_answers_holds_back_no_other_alert(tmp_path, monkeypatch, receiver, caplog):
+    import socket
+
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    monkeypatch.setattr(notifier, "DELIVERY_TIMEOUT_S", 1)
+    _conn(monkeypatch, "silent_hook", conn_type="http", host=f"http://127.0.0.1:{silent.getsockname()[1]}/{SECRET}")
+    _conn(monkeypatch, "ops_webhook", conn_type="http", host=f"{receiver.base}/hook")
+    params = _params(tmp_path, [{"kind": "webhook", "conn_id": "silent_hook"}, {"kind": "webhook", "conn_id": "ops_webhook"}])
+    with caplog.at_level(logging.INFO):
+        try:
+            reached = asyncio.run(notifier.anotify("deadline_missed", {"summary": "late", "dag_id": "training"}, params))
+        finally:
+            silent.close()
+    assert reached == ["ops_webhook"] and [r["path"] for r in receiver.received] == ["/hook"]
+    assert "through 'silent_hook' (webhook) not delivered: no answer within 1s" in caplog.text
+    assert SECRET not in caplog.text
 
 
 def test_a_task_failure_goes_out_as_failure_or_quarantine(tmp_path, monkeypatch, receiver):
