@@ -344,3 +344,17 @@ def test_data_docs_on_failure_only(gate):
 
     with pytest.raises(ValueError, match="build_docs"):
         gate(clean_frame(), build_docs="sometimes")
+
+
+def test_release_lets_go_of_the_frame_gx_keeps_with_its_last_context(tmp_path):
+    import weakref
+
+    from retrainer.validate.gx import arrow_strings, batches_released
+
+    with batches_released() as release:
+        df = arrow_strings(clean_frame())  # text already Arrow-backed: GX's batch is this very frame
+        kept = weakref.ref(df)
+        assert v.validate_frame(df, SUITE, tmp_path / "r", partition_label="p", build_docs=False, **INTERVAL).success
+        del df
+        release()
+        assert kept() is None  # nothing holds the batch's frame while the next one is read

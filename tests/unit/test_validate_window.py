@@ -140,11 +140,21 @@ def test_stack_groups_fill_to_the_row_limit_and_keep_the_alone_ones_apart() -> N
     assert stack_groups([2000, 10], labels[:2], 1000, ()) == [[0], [1]]
 
 
-def test_partitions_are_read_into_the_groups_stack_groups_gives(tmp_path) -> None:
-    from retrainer.validate.window import _stacks, stack_groups
+def test_partitions_are_read_one_stack_at_a_time_into_the_groups_stack_groups_gives(tmp_path, monkeypatch) -> None:
+    from retrainer.validate import window
 
     parts = _partitions(tmp_path)
+    reads: list[str] = []
+    released: list[list[str]] = []
+    real_read = window.read_partition
+    monkeypatch.setattr(window, "read_partition", lambda path: reads.append(str(path)) or real_read(path))
     for chunk_rows, alone in ((2 * ROWS, ()), (3 * ROWS, {DAYS[1].isoformat()}), (10 * ROWS, {DAYS[-1].isoformat()})):
-        read = [[parts.index(part) for part, _ in stack] for stack in _stacks(parts, chunk_rows, alone)]
-        assert read == stack_groups([ROWS] * len(parts), [p.label for p in parts], chunk_rows, alone)
-        assert len(read) > 1
+        reads.clear(), released.clear()
+        outcomes = list(window.validate_partitions(parts, SUITE, tmp_path / "window", build_docs=False,
+                                                   chunk_rows=chunk_rows, alone=alone,
+                                                   after_each=lambda: released.append(list(reads))))
+        assert [p.label for p, _ in outcomes] == [p.label for p in parts] and all(o.success for _, o in outcomes)
+        groups = window.stack_groups([ROWS] * len(parts), [p.label for p in parts], chunk_rows, alone)
+        # After each stack exactly its partitions (and those before) have been read: never the next one.
+        assert released == [[str(parts[i].path) for group in groups[:n + 1] for i in group] for n in range(len(groups))]
+        assert len(groups) > 1

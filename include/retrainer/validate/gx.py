@@ -38,6 +38,7 @@ def batches_released() -> Iterator[Callable[[], None]]:
     import gc
 
     def release() -> None:
+        _forget_current_context()
         gc.collect()
         _return_free_memory()
 
@@ -46,6 +47,15 @@ def batches_released() -> Iterator[Callable[[], None]]:
         yield release
     finally:
         gc.unfreeze()
+
+
+def _forget_current_context() -> None:
+    """GX keeps the last context it made as the "current project" (``project_manager``), and with it
+    that context's batch and its DataFrame, until the next context replaces it: while the next batch
+    is read and validated. Each validation here makes its own context, so the last one is let go."""
+    from great_expectations.data_context.data_context.context_factory import project_manager
+
+    project_manager.set_project(None)
 
 
 def _return_free_memory() -> None:

@@ -203,6 +203,19 @@ def read_partition(partition: Path) -> pd.DataFrame:
         raise PartitionUnreadable(partition, f"{type(exc).__name__}: {exc}") from exc
 
 
+def partition_rows(partition: Path) -> int:
+    """How many rows a Parquet partition (file or dataset folder) holds, from its metadata alone."""
+    import pyarrow.dataset as pads
+
+    partition = Path(partition)
+    if not partition.exists():
+        raise PartitionUnreadable(partition, "no such file or directory")
+    try:
+        return pads.dataset(partition, format="parquet").count_rows()
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
+        raise PartitionUnreadable(partition, f"{type(exc).__name__}: {exc}") from exc
+
+
 def _rerun_with_details(batch_definition, suite, failed_results: list, df, params: dict) -> dict:
     """Re-run only the failed expectations with SUMMARY, which lists unexpected values.
 

@@ -26,11 +26,11 @@ fixed cost is small beside their checks). The stack's Data Docs site (one page: 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from retrainer.validate.gx import (
     DOCS_SITE,
@@ -46,6 +46,7 @@ from retrainer.validate.run import (
     REPORT_FILE,
     naive_utc,
     non_finite_failures,
+    partition_rows,
     read_partition,
     safe_label,
     suite_and_parameters,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CHUNK_ROWS = 1_000_000
+T = TypeVar("T")
 WINDOW_REPORT = "window.json"
 
 # Expectations whose verdict on a row depends on that row only (given the schema).
@@ -136,15 +138,20 @@ def validate_partitions(
     The outcome is what :func:`validate_partition` gives for that partition alone (see the module's
     docstring for why). Partitions whose label is in ``alone`` are always validated alone, with their
     own Data Docs (the run's own day, the one people open). ``after_each`` runs after each stack (e.g.
-    ``batches_released``' release). Raises :class:`PartitionUnreadable` for a partition that cannot be read.
+    ``batches_released``' release), when nothing here holds the stack's frames any more. Raises
+    :class:`PartitionUnreadable` for a partition that cannot be read.
     """
     suite_path, window_dir = Path(suite_path), Path(window_dir)
-    for stack in _stacks(partitions, chunk_rows, alone):
-        if len(stack) == 1:
-            part, df = stack[0]
-            yield part, _alone(part, df, suite_path, result_format, build_docs)
+    # Stacks are formed from the files' row counts, so a stack is read only once the last one is let go.
+    for group in _grouped(partitions, lambda part: partition_rows(part.path), lambda part: part.label,
+                          chunk_rows, alone):
+        frames = [read_partition(part.path) for part in group]
+        if len(group) == 1:
+            yield group[0], _alone(group[0], frames.pop(), suite_path, result_format, build_docs)
         else:
-            yield from _validate_stack(stack, suite_path, window_dir, result_format, build_docs)
+            yield from _validate_stack(list(zip(group, frames, strict=True)), suite_path, window_dir,
+                                       result_format, build_docs)
+        del frames
         if after_each is not None:
             after_each()
 
@@ -152,40 +159,24 @@ def validate_partitions(
 def stack_groups(rows: Sequence[int], labels: Sequence[str], chunk_rows: int, alone: Collection[str]) -> list[list[int]]:
     """Which partitions are validated together: indices of consecutive partitions grouped until a group
     would hold more than ``chunk_rows`` rows; each one of ``alone`` (by label) is a group by itself."""
-    groups: list[list[int]] = []
-    total, previous = 0, None
-    for index, (count, label) in enumerate(zip(rows, labels, strict=True)):
-        if previous is None or _starts_group(total, count, label, previous, chunk_rows, alone):
-            groups.append([])
-            total = 0
-        groups[-1].append(index)
-        total += count
-        previous = label
-    return groups
+    return list(_grouped(range(len(rows)), rows.__getitem__, labels.__getitem__, chunk_rows, alone))
 
 
-def _starts_group(total: int, count: int, label: str, previous: str, chunk_rows: int, alone: Collection[str]) -> bool:
-    """Whether a partition of ``count`` rows starts a new group after a group of ``total`` rows whose
-    last partition is labelled ``previous``: the one rule of :func:`stack_groups` and :func:`_stacks`."""
-    return total + count > chunk_rows or label in alone or previous in alone
-
-
-def _stacks(
-    partitions: Sequence[PartitionToValidate], chunk_rows: int, alone: Collection[str]
-) -> Iterator[list[tuple[PartitionToValidate, pd.DataFrame]]]:
-    """The groups of :func:`stack_groups`, each partition read as its group comes up (one group in
-    memory at a time)."""
-    stack: list[tuple[PartitionToValidate, pd.DataFrame]] = []
+def _grouped(items: Iterable[T], rows: Callable[[T], int], label: Callable[[T], str], chunk_rows: int,
+             alone: Collection[str]) -> Iterator[list[T]]:
+    """The groups of :func:`stack_groups`, each yielded once the item after it is known to start a new
+    one (``rows`` of an item is asked for when it comes up)."""
+    group: list[T] = []
     total = 0
-    for part in partitions:
-        df = read_partition(part.path)
-        if stack and _starts_group(total, len(df), part.label, stack[-1][0].label, chunk_rows, alone):
-            yield stack
-            stack, total = [], 0
-        stack.append((part, df))
-        total += len(df)
-    if stack:
-        yield stack
+    for item in items:
+        count, name = rows(item), label(item)
+        if group and (total + count > chunk_rows or name in alone or label(group[-1]) in alone):
+            yield group
+            group, total = [], 0
+        group.append(item)
+        total += count
+    if group:
+        yield group
 
 
 def _alone(part: PartitionToValidate, df: pd.DataFrame, suite_path: Path, result_format: str,
