@@ -591,10 +591,16 @@ def read_bytes(file: Path) -> bytes:
 
 def read_document(file: Path, raw_bytes: bytes | None = None) -> dict:
     """One params file's YAML mapping (not validated yet); ConfigError naming the file if it is not one."""
+    text = read_bytes(file) if raw_bytes is None else raw_bytes
     try:
-        raw = yaml.safe_load(read_bytes(file) if raw_bytes is None else raw_bytes) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        # libyaml's loader when PyYAML has it: every DAG file reads the model files when it is parsed.
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        try:
+            yaml.safe_load(text)  # the pure-Python loader's message quotes the offending line
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        raise
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: the top level must be a mapping, got {type(raw).__name__}")
     for reserved in ("root", "source_file", "digest"):
