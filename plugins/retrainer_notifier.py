@@ -226,22 +226,39 @@ def _delivery_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
-def notify(event: str, facts: dict[str, Any], params: Any = None) -> list[str]:
-    """Send ``event`` to every configured notifier that wants it; the connection ids reached. Never raises."""
+def _announced(event: str, facts: dict[str, Any]) -> dict[str, Any]:
+    """The event's payload, its first line logged (the task log tells the event even with no notifier)."""
     payload = event_payload(event, facts)
     log.info("retrainer %s notification: %s", event, payload["text"].splitlines()[0])
+    return payload
+
+
+def _log_delivery(event: str, entry: Any, failure: str | None = None) -> None:
+    """One notifier's outcome in the log: sent, or not delivered and why (``failure``)."""
+    if failure is None:
+        log.info("%s notification sent through %r (%s)", event, entry.conn_id, entry.kind)
+    else:
+        log.warning("%s notification through %r (%s) not delivered: %s", event, entry.conn_id, entry.kind, failure)
+
+
+def _log_no_connection(event: str, entry: Any) -> None:
+    log.info("no Airflow connection %r: %s notification (%s) not sent", entry.conn_id, event, entry.kind)
+
+
+def notify(event: str, facts: dict[str, Any], params: Any = None) -> list[str]:
+    """Send ``event`` to every configured notifier that wants it; the connection ids reached. Never raises."""
+    payload = _announced(event, facts)
     reached = []
     for entry in _wanted(configured_notifiers(params, facts.get("dag_id")), event):
         if not _connection_exists(entry.conn_id):
-            log.info("no Airflow connection %r: %s notification (%s) not sent", entry.conn_id, event, entry.kind)
+            _log_no_connection(event, entry)
             continue
         try:
             build_notifier(entry, payload).notify({})
         except Exception as exc:  # noqa: BLE001 - a broken notifier must not fail (or hide) the run's outcome
-            log.warning("%s notification through %r (%s) not delivered: %s", event, entry.conn_id, entry.kind,
-                        _delivery_error(exc))
+            _log_delivery(event, entry, _delivery_error(exc))
             continue
-        log.info("%s notification sent through %r (%s)", event, entry.conn_id, entry.kind)
+        _log_delivery(event, entry)
         reached.append(entry.conn_id)
     return reached
 
@@ -252,8 +269,7 @@ async def anotify(event: str, facts: dict[str, Any], params: Any = None) -> list
     The notifiers are reached at the same time, each given ``DELIVERY_TIMEOUT_S``: an endpoint that
     does not answer is logged as not delivered and holds back no one else's alert.
     """
-    payload = event_payload(event, facts)
-    log.info("retrainer %s notification: %s", event, payload["text"].splitlines()[0])
+    payload = _announced(event, facts)
     entries = await asyncio.to_thread(configured_notifiers, params, facts.get("dag_id"))
     reached = await asyncio.gather(*(_adeliver(entry, event, payload) for entry in _wanted(entries, event)))
     return [conn_id for conn_id in reached if conn_id]
@@ -262,7 +278,7 @@ async def anotify(event: str, facts: dict[str, Any], params: Any = None) -> list
 async def _adeliver(entry: Any, event: str, payload: dict[str, Any]) -> str | None:
     """Send ``payload`` through one notifier; its connection id, or None when not sent or not delivered."""
     if not await asyncio.to_thread(_connection_exists, entry.conn_id):
-        log.info("no Airflow connection %r: %s notification (%s) not sent", entry.conn_id, event, entry.kind)
+        _log_no_connection(event, entry)
         return None
     notifier = build_notifier(entry, payload)
     try:
@@ -272,14 +288,12 @@ async def _adeliver(entry: Any, event: str, payload: dict[str, Any]) -> str | No
             else:
                 await asyncio.to_thread(notifier.notify, {})
     except TimeoutError:
-        log.warning("%s notification through %r (%s) not delivered: no answer within %ss", event, entry.conn_id,
-                    entry.kind, DELIVERY_TIMEOUT_S)
+        _log_delivery(event, entry, f"no answer within {DELIVERY_TIMEOUT_S}s")
         return None
     except Exception as exc:  # noqa: BLE001 - one broken notifier must not stop the others
-        log.warning("%s notification through %r (%s) not delivered: %s", event, entry.conn_id, entry.kind,
-                    _delivery_error(exc))
+        _log_delivery(event, entry, _delivery_error(exc))
         return None
-    log.info("%s notification sent through %r (%s)", event, entry.conn_id, entry.kind)
+    _log_delivery(event, entry)
     return entry.conn_id
 
 
