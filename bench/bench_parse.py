@@ -13,8 +13,8 @@ on the path as the dag-processor has them, in two contexts:
   (``[dag_processor] parsing_pre_import_modules``, on by default; it keeps them for every later
   file, so one file's own is the least it has);
 * **bare**: after importing only ``airflow.sdk``. The first DAG file in such a process also pays
-  for Airflow modules the SDK loads lazily (``@task`` pulls in ``packaging.specifiers``, about
-  0.12 s; ``TriggerDagRunOperator`` more of Airflow's core).
+  for Airflow modules the SDK loads lazily (``@task`` pulls in ``packaging.specifiers``,
+  ``TriggerDagRunOperator`` more of Airflow's core).
 
 The median of ``--repeats`` runs per file is reported, with the heavy libraries each file pulled in
 (there must be none). The headline is the repo's deployment (models/: one model); the same files are
@@ -46,7 +46,7 @@ sys.path[:0] = [sys.argv[2], sys.argv[3]]
 t0 = time.perf_counter()
 import importlib
 importlib.import_module(sys.argv[5])  # what the parsing process has loaded before any DAG file
-if sys.argv[6] == "freeze":
+if sys.argv[5] == "airflow.dag_processing.processor":  # the dag-processor's own set-up
     import gc
     gc.freeze()  # as the dag-processor does when it starts (DagFileProcessorManager.before_run)
     # and, before it forks the file's parsing process, the Airflow modules the file imports
@@ -67,8 +67,8 @@ CONTEXTS = {"processor": "airflow.dag_processing.processor", "bare": "airflow.sd
 # The dag-processor freezes what it has loaded (``gc.freeze()`` in DagFileProcessorManager.before_run,
 # "to prevent COW in forked process parsing dag file") before it forks a process per file, so a full
 # collection during a parse scans only the objects the DAG file made. Without it one such collection
-# scans Airflow's ~200k objects: about 0.24 s charged to whichever DAG file happened to trigger it.
-FREEZE = {"processor": "freeze", "bare": "no-freeze"}
+# scans all of Airflow's objects, charged to whichever DAG file happened to trigger it. The bare
+# context has neither that nor the pre-imports: the PROBE does both only in the processor context.
 
 
 TEN_MODELS = 10
@@ -103,7 +103,7 @@ def parse_times(repeats: int, context: str, env: dict[str, str] | None = None) -
         for attempt in range(repeats + 1):
             done = subprocess.run(  # noqa: S603 - our interpreter, a fixed probe
                 [PYTHON, "-c", PROBE, str(path), str(ROOT / "plugins"), str(ROOT / "include"), ",".join(HEAVY),
-                 CONTEXTS[context], FREEZE[context]],
+                 CONTEXTS[context]],
                 env={**ENV, "AIRFLOW__CORE__LOAD_EXAMPLES": "False", **(env or {})}, capture_output=True, text=True,
                 check=True,
             )

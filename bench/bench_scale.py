@@ -210,8 +210,8 @@ def _measure_step(step: str, params, state: dict, profile_path: Path | None) -> 
         "step": step,
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
-        # The kernel's share of the CPU time and the page faults: memory management (first touch of
-        # fresh pages) grows with what a step allocates, not with the work it does on its rows.
+        # The kernel's share of the CPU time and the page faults: they tell memory management (first
+        # touch of fresh pages, which follows what a step allocates) from the step's own work.
         "sys_s": round(usage.ru_stime - usage0.ru_stime, 3),
         "minor_faults": usage.ru_minflt - usage0.ru_minflt,
         "major_faults": usage.ru_majflt - usage0.ru_majflt,
