@@ -5,7 +5,9 @@ The table goes into a SQLite source the way a user would put it there (pandas ``
 as the entity id, the scheduled hour as the event time, a label "arrived more than 15 minutes late" that
 is missing for cancelled flights). ``retrainer suite init`` profiles the newest rows; then every day of
 that sample must pass the suite made from it, and ``retrainer run`` over 60 days must train and register
-a model. The outcome (expectations, what was loosened or downgraded, the holdout metric) is printed.
+a model. The outcome (expectations, what was loosened or downgraded, the holdout metric) is printed. A second
+run breaks one day in the middle of the window at the source: it is quarantined with its report, named as
+the gap, and the model trains on the other days.
 """
 
 from __future__ import annotations
@@ -112,4 +114,40 @@ def test_suite_init_fits_a_real_table_and_the_loop_trains_on_it(tmp_path, capsys
             f"{run['prepared']['holdout_rows']:,} holdout rows, {unlabelled:,} unlabelled dropped, "
             f"holdout ROC AUC {metric:.4f}, registered v{run['registered']['version']}")
     assert metric > 0.7
+    assert run["registered"]["version"] == "1"
+
+
+BAD_DAY = date(2013, 12, 10)  # in the middle of the window
+
+
+def test_a_bad_day_in_the_middle_of_a_real_window_is_left_out_and_named(tmp_path, capsys):
+    """The same table with one day gone wrong at the source (negative distances: a unit or sign bug
+    upstream): the run quarantines that day, trains on the others and names the gap."""
+    params_file = project(tmp_path / "flights")
+    params = load_params(params_file)
+    params.data_dir.mkdir(parents=True, exist_ok=True)
+    load_source(params.source_url)
+    _cli(capsys, "--params", str(params_file), "suite", "init", "--table", "flights", "--sample-rows", str(SAMPLE_ROWS))
+    engine = sa.create_engine(params.source_url)
+    with engine.begin() as conn:
+        broken = conn.execute(sa.text("UPDATE flights SET distance = -distance WHERE date(time_hour) = :day"),
+                              {"day": BAD_DAY.isoformat()}).rowcount
+    engine.dispose()
+    assert broken > 0
+
+    run = _cli(capsys, "--params", str(params_file), "run", "--as-of", AS_OF.isoformat())
+    failed = [p for p in run["validation"]["partitions"] if not p["success"]]
+    assert [p["day"] for p in failed] == [BAD_DAY.isoformat()], failed
+    gaps = run["prepared"]["gaps"]
+    assert [g["day"] for g in gaps] == [BAD_DAY.isoformat()], gaps
+    assert gaps[0]["kind"] == "quarantined_gate", gaps
+    # Kept with its report: the critical failure is the broken column (the day's storm cancellations
+    # only raise warnings).
+    reports = list((params.data_dir / "quarantine" / f"dt={BAD_DAY.isoformat()}").rglob("validation.json"))
+    critical = {(f["column"], f["severity"]) for f in json.loads(reports[0].read_text())["failed"]
+                if f["severity"] == "critical"}
+    assert critical == {("distance", "critical")}, critical
+    _report(capsys, f"retrainer run as of {AS_OF} with {BAD_DAY} broken ({broken:,} rows): left out {gaps}; "
+            f"{run['prepared']['train_rows']:,} train rows, holdout ROC AUC "
+            f"{run['trained']['metrics']['holdout_roc_auc']:.4f}, registered v{run['registered']['version']}")
     assert run["registered"]["version"] == "1"
