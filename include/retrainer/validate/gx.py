@@ -1,8 +1,8 @@
-"""Great Expectations plumbing: the lazy import, an in-memory context, and two costs switched off.
+"""Great Expectations plumbing: the lazy import, an in-memory context, and costs switched off.
 
 Importing GX takes seconds, so it happens here, inside functions, on first use. :func:`batches_released`
-frees each batch's memory in a loop of validations; :func:`cached_docs_templates` compiles Data Docs'
-templates once per process.
+frees each batch's memory in a loop of validations; :func:`lean_gx_run` switches off what a run pays for
+nothing; :func:`cached_docs_templates` compiles Data Docs' templates once per process.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,8 +99,8 @@ def arrow_strings(df: pd.DataFrame) -> pd.DataFrame:
 
 
 @contextmanager
-def lean_pandas_engine() -> Iterator[None]:
-    """Two costs of GX's pandas engine that buy the gate nothing, switched off for one run.
+def lean_gx_run() -> Iterator[None]:
+    """Three costs of a GX run that buy the gate nothing, switched off for one run.
 
     * Copy-on-Write: for every column map expectation GX filters nulls out of the WHOLE batch
       (``df[df[column].notnull()]``); without Copy-on-Write pandas deep-copies all columns even
@@ -110,6 +111,8 @@ def lean_pandas_engine() -> Iterator[None]:
       store it as ``batch_markers.pandas_data_fingerprint`` in the result; there is no setting to
       turn it off, and it costs ~1.7 s per 1M rows, again in the re-run of failures. The partition
       is identified by its path (and by DVC's hash) anyway, so the threshold is lowered for the run.
+    * Rebuilding an expectation's configuration for each argument read: see
+      :func:`_expectation_kwargs_read_once`.
     """
     import pandas as pd
     from great_expectations.execution_engine import pandas_execution_engine as engine
@@ -118,11 +121,112 @@ def lean_pandas_engine() -> Iterator[None]:
     if threshold is not None:
         engine.HASH_THRESHOLD = 0
     try:
-        with pd.option_context("mode.copy_on_write", True):
+        with pd.option_context("mode.copy_on_write", True), _expectation_kwargs_read_once():
             yield
     finally:
         if threshold is not None:
             engine.HASH_THRESHOLD = threshold
+
+
+# The GX versions whose Expectation argument getters _expectation_kwargs_read_once was written against
+# (and tests/unit/test_validate_gx.py compares with, getter by getter); another version keeps its own.
+KWARGS_GETTERS_CHECKED = ("1.24.",)
+
+
+@contextmanager
+def _expectation_kwargs_read_once() -> Iterator[None]:
+    """GX 1.24's ``Expectation`` getters of its domain, success and run-time arguments, each reading
+    ``self.configuration`` once instead of once per argument.
+
+    ``Expectation.configuration`` is a property that serialises the whole (pydantic) expectation into a
+    new ``ExpectationConfiguration`` on every access, and ``_get_domain_kwargs``/``_get_success_kwargs``
+    and ``_get_success_kwarg`` read it once per key (twice in the last), dozens of times per expectation
+    in a run: the largest single cost of a small partition's gate in a profile of a 28-day window. The
+    replacements compute the same dicts from one reading; nothing changes the expectation in between.
+    """
+    from great_expectations.expectations.expectation import Expectation
+
+    if not _gx_version().startswith(KWARGS_GETTERS_CHECKED):
+        yield
+        return
+    # Counted, so overlapping runs (threads) leave GX's own getters in place after the last one.
+    with _patch_lock:
+        if _patch_depth[0] == 0:
+            _originals.update({name: Expectation.__dict__[name] for name in _KWARGS_GETTERS})
+            for name, getter in _KWARGS_GETTERS.items():
+                setattr(Expectation, name, getter)
+        _patch_depth[0] += 1
+    try:
+        yield
+    finally:
+        with _patch_lock:
+            _patch_depth[0] -= 1
+            if _patch_depth[0] == 0:
+                for name, original in _originals.items():
+                    setattr(Expectation, name, original)
+
+
+_patch_lock = threading.Lock()
+_patch_depth = [0]
+_originals: dict[str, Any] = {}
+
+
+@functools.cache
+def _gx_version() -> str:
+    import great_expectations as gx
+
+    return gx.__version__
+
+
+# The replacements call each other directly (that is the saving) unless a subclass overrides the callee.
+
+
+def _domain_kwargs(self, kwargs: dict | None = None) -> dict:
+    kwargs = self.configuration.kwargs if kwargs is None else kwargs
+    return {key: kwargs.get(key, self._get_default_value(key)) for key in self.domain_keys}
+
+
+def _success_kwargs(self, kwargs: dict | None = None) -> dict:
+    kwargs = self.configuration.kwargs if kwargs is None else kwargs
+    success = {key: kwargs.get(key, self._get_default_value(key)) for key in self.success_keys}
+    own = type(self)._get_domain_kwargs
+    success.update(_domain_kwargs(self, kwargs) if own is _domain_kwargs else own(self))
+    return success
+
+
+def _success_kwarg(self, key: str, default: Any = None, kwargs: dict | None = None) -> Any:
+    kwargs = self.configuration.kwargs if kwargs is None else kwargs
+    if key in kwargs:
+        return kwargs[key]
+    field = self.__fields__.get(key)
+    if field is None:
+        return default
+    return field.default if not field.required else default
+
+
+def _runtime_kwargs(self, runtime_configuration: dict | None = None) -> dict:
+    from great_expectations.expectations.expectation import parse_result_format
+
+    runtime_configuration = runtime_configuration or {}
+    kwargs = self.configuration.kwargs
+    cls = type(self)
+    if cls._get_success_kwarg is _success_kwarg:
+        runtime = {key: runtime_configuration.get(key, _success_kwarg(self, key, kwargs=kwargs))
+                   for key in self.runtime_keys}
+    else:
+        runtime = {key: runtime_configuration.get(key, self._get_success_kwarg(key)) for key in self.runtime_keys}
+    runtime.update(_success_kwargs(self, kwargs) if cls._get_success_kwargs is _success_kwargs
+                   else self._get_success_kwargs())
+    runtime["result_format"] = parse_result_format(runtime["result_format"])
+    return runtime
+
+
+_KWARGS_GETTERS: dict[str, Callable[..., Any]] = {
+    "_get_domain_kwargs": _domain_kwargs,
+    "_get_success_kwargs": _success_kwargs,
+    "_get_success_kwarg": _success_kwarg,
+    "_get_runtime_kwargs": _runtime_kwargs,
+}
 
 
 @functools.cache

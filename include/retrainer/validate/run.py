@@ -14,7 +14,7 @@ from retrainer.validate.gx import (
     cached_docs_templates,
     ephemeral_context,
     import_gx,
-    lean_pandas_engine,
+    lean_gx_run,
 )
 from retrainer.validate.results import FailedExpectation, ValidationOutcome, failed_expectation, write_report
 from retrainer.validate.suite import load_suite
@@ -145,7 +145,7 @@ def _run_suite(context, suite, df: pd.DataFrame, params: dict, result_format: st
     )
     run_time = datetime.now(UTC)
     run_name = f"{safe_label(partition_label)}__{run_time:%Y%m%dT%H%M%S%fZ}"
-    with lean_pandas_engine():
+    with lean_gx_run():
         df = arrow_strings(df)  # inside: under Copy-on-Write, assign() copies no other column
         # A ValidationDefinition run rather than a Checkpoint: the same validation and stored result
         # (which Data Docs are built from) without the Checkpoint's store round trips (~0.2 s a run).
