@@ -358,3 +358,21 @@ def test_release_lets_go_of_the_frame_gx_keeps_with_its_last_context(tmp_path):
         del df
         release()
         assert kept() is None  # nothing holds the batch's frame while the next one is read
+
+
+def test_a_failed_validations_message_leads_with_its_critical_failures_and_its_short_reason_keeps_them():
+    from retrainer.quarantine import short_reason
+    from retrainer.validate.results import FailedExpectation
+
+    def failed(column: str, severity: str) -> FailedExpectation:
+        return FailedExpectation("expect_column_values_to_not_be_null", column, {"column": column, "mostly": 0.95},
+                                 severity, [], 10)
+
+    warnings = [failed(f"warn_{i}", "warning") for i in range(4)]
+    outcome = v.ValidationOutcome(success=False, partition="dt=2013-12-10", suite_name="raw", evaluated=20,
+                                  failed=[*warnings[:2], failed("distance", "critical"), *warnings[2:]],
+                                  report_json="r.json", data_docs_index=None, run_id="run")
+    listed = [line for line in outcome.message().splitlines() if line.startswith("  - ")]
+    assert listed[0].startswith("  - [critical] expect_column_values_to_not_be_null on distance")
+    assert [line.split(" on ")[1].split()[0] for line in listed[1:]] == ["warn_0", "warn_1", "warn_2", "warn_3"]
+    assert short_reason(outcome.message()).startswith("[critical] expect_column_values_to_not_be_null on distance")

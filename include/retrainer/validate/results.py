@@ -45,6 +45,9 @@ class FailedExpectation:
         return line
 
 
+_SEVERITY_ORDER = {"critical": 0, "warning": 1}
+
+
 @dataclass(frozen=True)
 class ValidationOutcome:
     success: bool  # False iff any CRITICAL expectation failed
@@ -69,7 +72,10 @@ class ValidationOutcome:
             f"{len(self.critical())} critical and {len(self.warnings())} warning failures "
             f"out of {self.evaluated} expectations (run {self.run_id})."
         )
-        lines = [head, *(f"  - {f.describe()}" for f in self.failed)]
+        # Critical failures first: they are why a partition is quarantined, and a short reason
+        # (quarantine.short_reason) keeps only the first few lines.
+        ordered = sorted(self.failed, key=lambda f: _SEVERITY_ORDER.get(f.severity, len(_SEVERITY_ORDER)))
+        lines = [head, *(f"  - {f.describe()}" for f in ordered)]
         lines.append(f"Report: {self.report_json}")
         if self.data_docs_index:
             lines.append(f"Data Docs: {self.data_docs_index}")
