@@ -97,8 +97,11 @@ setup-browser:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
 	fi
 
+# The tiers on TEST_WORKERS cores (pytest-xdist): one test module per worker at a time, the modules that
+# start Airflow stacks first (tests/conftest.py). TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
 test: setup setup-browser
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests
 
 # Refresh docs/screenshots/retrainer-page.png from the browser test (a plain `make test` never writes it).
 screenshots: setup setup-browser

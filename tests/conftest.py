@@ -121,3 +121,35 @@ def seed(params_path: Any, end: date = AS_OF, days: int = 16, rows_per_day: int 
         params.project.seed,
         **kwargs,
     )
+
+
+# --- Running the tiers on several cores (make test: pytest-xdist, -n 2 --dist loadgroup) -------------
+#
+# A test module is one unit of work: its module-scoped fixtures (a running Airflow stack, a trained
+# model) are built once, on one worker. Modules that share a session-scoped fixture say so with an
+# xdist_group mark of their own (the integration modules: one production topology between them).
+# Workers take units in collection order (--no-loadscope-reorder), so the modules that run DAGs
+# through Airflow go first: a long one started last would leave the other core idle at the end.
+
+SLOW_MARKS = ("integration", "e2e")
+MEASURED = "measured"  # record_property name: a figure a test measured, listed in the run's summary
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the group marks into the node ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a plain `pytest` keeps the files' order
+        items.sort(key=lambda item: not any(item.get_closest_marker(mark) for mark in SLOW_MARKS))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures tests measured on real data (record_property(MEASURED, ...)), shown on every run:
+    captured output would be lost on a worker."""
+    lines = [value for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
+             if report.when == "call" for name, value in report.user_properties if name == MEASURED]
+    if lines:
+        terminalreporter.section("measured on real data")
+        for line in lines:
+            terminalreporter.write_line(line)

