@@ -101,7 +101,7 @@ setup-browser:
 # start Airflow stacks first (tests/conftest.py). TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= 2
 test: setup setup-browser
-	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 # Refresh docs/screenshots/retrainer-page.png from the browser test (a plain `make test` never writes it).
 screenshots: setup setup-browser

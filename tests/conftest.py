@@ -123,23 +123,40 @@ def seed(params_path: Any, end: date = AS_OF, days: int = 16, rows_per_day: int 
     )
 
 
-# --- Running the tiers on several cores (make test: pytest-xdist, -n 2 --dist loadgroup) -------------
+# --- Running the tiers on several cores (make test: pytest-xdist, -n 2 --dist loadfile) --------------
 #
 # A test module is one unit of work: its module-scoped fixtures (a running Airflow stack, a trained
-# model) are built once, on one worker. Modules that share a session-scoped fixture say so with an
-# xdist_group mark of their own (the integration modules: one production topology between them).
-# Workers take units in collection order (--no-loadscope-reorder), so the modules that run DAGs
-# through Airflow go first: a long one started last would leave the other core idle at the end.
+# model) are built once, on one worker. Modules sharing a session-scoped fixture are one unit between
+# them (SHARED_SESSION_MODULES). Workers take units in collection order, and in a worker's collection the
+# modules that run DAGs through Airflow come first: a long one started last would leave the other core
+# idle at the end.
 
+# The integration modules on the session's production topology (tests/integration/conftest.py).
+SHARED_SESSION_MODULES = {
+    "tests/integration/test_distributed.py": "topology",
+    "tests/integration/test_security.py": "topology",
+}
 SLOW_MARKS = ("integration", "e2e")
 MEASURED = "measured"  # record_property name: a figure a test measured, listed in the run's summary
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the group marks into the node ids
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """--dist loadfile with SHARED_SESSION_MODULES as one unit (xdist's own loadgroup marks cannot do it
+    here: pytest 9.2 no longer lets xdist 3.8 rename a test's node id, which that mode relies on)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SHARED_SESSION_MODULES.get(module, module)
+
+    config.option.loadscopereorder = False  # the workers' collection order, not "most tests first"
+    return ModuleScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
     if os.environ.get("PYTEST_XDIST_WORKER"):  # a plain `pytest` keeps the files' order
         items.sort(key=lambda item: not any(item.get_closest_marker(mark) for mark in SLOW_MARKS))
 

@@ -18,8 +18,7 @@ from retrainer_launcher import airflow_api, http_client
 from tests.conftest import AS_OF
 from tests.integration.conftest import Topology, days_before
 
-# One production topology for the session (tests/integration/conftest.py): its modules run on one worker.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("topology")]
+pytestmark = pytest.mark.integration
 DAG = "training"
 WORKERS = {"127.0.0.1", "127.0.0.2"}  # the task-instance hostnames of celery-worker-1 and -2
 RUNS: dict[str, list[str]] = {}

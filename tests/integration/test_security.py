@@ -15,8 +15,7 @@ from retrainer_launcher import airflow_api, http_client
 from tests.conftest import AS_OF, REPO_ROOT
 from tests.integration.conftest import Topology
 
-# One production topology for the session (tests/integration/conftest.py): its modules run on one worker.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("topology")]
+pytestmark = pytest.mark.integration
 DAG = "training"
 
 
