@@ -287,8 +287,8 @@ def cmd_suite_init(args: argparse.Namespace, params: Params) -> dict:
         "critical": severities.count("critical"),
         "warning": severities.count("warning"),
         "days_checked": len(suite_fit.sample_days(frame, roles["event_time"])),
-        "loosened": [f"{c['type']}({c['column']})" for c in fitted if c["action"] == "loosened"],
-        "downgraded": [f"{c['type']}({c['column']})" for c in fitted if c["action"] == "downgraded"],
+        "loosened": suite_fit.changed_expectations(fitted, "loosened"),
+        "downgraded": suite_fit.changed_expectations(fitted, "downgraded"),
         "next": "review the suite, then point validation.raw_suite at it in params.yaml",
     }
 

@@ -63,6 +63,17 @@ def fit_suite(suite: dict, frame: pd.DataFrame, event_time: str | None) -> list[
     return changes
 
 
+def changed_expectations(changes: list[dict], action: str) -> list[str]:
+    """The expectations ``fit_suite`` changed by ``action`` (loosened, downgraded), each named once with
+    the days of the sample that made it change, in the order they were first changed."""
+    days: dict[str, list[str]] = {}
+    for change in changes:
+        if change["action"] == action:
+            days.setdefault(f"{change['type']}({change['column']})", []).append(change["day"])
+    return [f"{name} for {', '.join(on)}" if len(on) <= 3 else f"{name} for {len(on)} days ({on[0]}..{on[-1]})"
+            for name, on in days.items()]
+
+
 def _suite_file(work: Path, suite: dict) -> Path:
     path = work / "suite.json"
     path.write_text(json.dumps(suite, allow_nan=False), encoding="utf-8")

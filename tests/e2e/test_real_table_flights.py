@@ -94,6 +94,7 @@ def test_suite_init_fits_a_real_table_and_the_loop_trains_on_it(tmp_path, capsys
     assert label_checks and all(e["meta"]["severity"] == "warning" for e in label_checks), label_checks
     assert suite["meta"]["structural_rules"][0]["columns"], "the finite rule names the float columns"
     assert {c["action"] for c in fitted} <= {"loosened", "downgraded"}
+    assert len(init["loosened"]) == len({(c["type"], c["column"]) for c in fitted if c["action"] == "loosened"})
 
     run = _cli(capsys, "--params", str(params_file), "run", "--as-of", AS_OF.isoformat())
     # Every day of the window (the sample's days) passed its gate: nothing quarantined, no gap.

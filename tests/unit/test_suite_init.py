@@ -339,7 +339,7 @@ def test_cli_suite_init_from_the_source_table(make_project, capsys):
 
 def test_the_fitted_suite_passes_on_every_day_of_its_sample(tmp_path):
     from retrainer.run_context import day_interval
-    from retrainer.suite_fit import fit_suite, sample_days
+    from retrainer.suite_fit import changed_expectations, fit_suite, sample_days
 
     reference = generate_range(date(2026, 1, 1), date(2026, 1, 6), 300, SEED)
     days = reference["event_time"].dt.date
@@ -360,6 +360,8 @@ def test_the_fitted_suite_passes_on_every_day_of_its_sample(tmp_path):
                for kind, _, action in changed), changes
     assert not any(c["column"] == "churned" for c in changes)  # missing labels never fail the gate
     assert suite["meta"]["fitted"] == changes
+    loosened = changed_expectations(changes, "loosened")
+    assert "expect_column_values_to_not_be_null(monthly_charges) for 2026-01-04" in loosened, loosened
     assert suite["meta"]["structural_rules"][0]["type"] == "retrainer_numeric_values_finite"
     path = write_suite(suite, tmp_path / "fit.json")
     for n, (day, batch) in enumerate(sample_days(reference, "event_time")):
@@ -385,3 +387,20 @@ def test_cli_suite_init_leaves_out_a_day_the_sample_limit_cut_short(make_project
     assert result["rows"] == 150 and result["days_checked"] == 1
     assert one(json.loads(out.read_text()), "expect_table_row_count_to_be_between", severity="warning") == {
         "min_value": 75, "max_value": 300}
+
+
+def test_an_expectation_changed_on_several_days_is_named_once_with_its_days():
+    from retrainer.suite_fit import changed_expectations
+
+    def change(day: str, column: str, action: str = "loosened") -> dict:
+        return {"day": day, "type": "expect_column_values_to_not_be_null", "column": column, "action": action, "note": ""}
+
+    changes = [change("2026-01-04", "dep_time"), change("2026-01-05", "arr_time"), change("2026-01-05", "dep_time"),
+               change("2026-01-06", "arr_time", "downgraded"),
+               *(change(f"2026-01-{d:02d}", "air_time") for d in range(10, 15))]
+    assert changed_expectations(changes, "loosened") == [
+        "expect_column_values_to_not_be_null(dep_time) for 2026-01-04, 2026-01-05",
+        "expect_column_values_to_not_be_null(arr_time) for 2026-01-05",
+        "expect_column_values_to_not_be_null(air_time) for 5 days (2026-01-10..2026-01-14)",
+    ]
+    assert changed_expectations(changes, "downgraded") == ["expect_column_values_to_not_be_null(arr_time) for 2026-01-06"]
