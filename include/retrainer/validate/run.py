@@ -132,8 +132,6 @@ class _SuiteRun:
 def _run_suite(context, suite, df: pd.DataFrame, params: dict, result_format: str, partition_label: str) -> _SuiteRun:
     """One validation of ``df`` in ``context``; failures re-run with details when the format has none."""
     gx = import_gx()
-    from great_expectations.core.run_identifier import RunIdentifier
-
     suite = context.suites.add(suite)
     batch_definition = (
         context.data_sources.add_pandas(_DATASOURCE)
@@ -143,8 +141,7 @@ def _run_suite(context, suite, df: pd.DataFrame, params: dict, result_format: st
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{suite.name}-{_ASSET}", data=batch_definition, suite=suite)
     )
-    run_time = datetime.now(UTC)
-    run_name = f"{safe_label(partition_label)}__{run_time:%Y%m%dT%H%M%S%fZ}"
+    run_id = gx_run_id(safe_label(partition_label))
     with lean_gx_run():
         df = arrow_strings(df)  # inside: under Copy-on-Write, assign() copies no other column
         # A ValidationDefinition run rather than a Checkpoint: the same validation and stored result
@@ -153,14 +150,14 @@ def _run_suite(context, suite, df: pd.DataFrame, params: dict, result_format: st
             batch_parameters={"dataframe": df},
             expectation_parameters=params,
             result_format=result_format,
-            run_id=RunIdentifier(run_name=run_name, run_time=run_time),
+            run_id=run_id,
         )
         failed_results = [r for r in result.results if not r.success]
         if failed_results and result_format in ("BOOLEAN_ONLY", "BASIC"):
             detailed = _rerun_with_details(batch_definition, suite, failed_results, df, params)
         else:
             detailed = {id(r): r for r in failed_results}
-    return _SuiteRun(run_name, suite, result, failed_results, detailed, df)
+    return _SuiteRun(run_id.run_name, suite, result, failed_results, detailed, df)
 
 
 def validate_partition(
@@ -258,6 +255,16 @@ def safe_label(label: str) -> str:
     """A run name usable as a Data Docs path segment: the last two path parts, no slashes."""
     tail = "_".join(Path(label).parts[-2:]) or "partition"
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", tail)[-80:]
+
+
+def gx_run_id(label: str):
+    """The GX run id of one validation of ``label`` (a :func:`safe_label`): named by the label and the
+    time, which is the Data Docs folder of its result. Validation's one read of the clock: when a check
+    ran is a fact of its report, never an input of its verdict."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    run_time = datetime.now(UTC)
+    return RunIdentifier(run_name=f"{label}__{run_time:%Y%m%dT%H%M%S%fZ}", run_time=run_time)
 
 
 def non_finite_failures(df: pd.DataFrame) -> list[FailedExpectation]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,6 +44,7 @@ from retrainer.validate.results import ValidationOutcome, json_safe, write_repor
 from retrainer.validate.run import (
     DOCS_DIR,
     REPORT_FILE,
+    gx_run_id,
     naive_utc,
     non_finite_failures,
     partition_rows,
@@ -247,18 +248,15 @@ class _Runner:
         params = {"interval_start": naive_utc(part.interval_start), "interval_end": naive_utc(part.interval_end)}
         if self._definition is None:
             return {"success": True, "evaluated": 0, "run_id": None, "gx_result": None, "parameters": params}
-        from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.validator.v1_validator import Validator
 
-        run_time = datetime.now(UTC)
-        run_name = f"{safe_label(str(part.path))}__{run_time:%Y%m%dT%H%M%S%fZ}"
+        run_id = gx_run_id(safe_label(str(part.path)))
         with lean_gx_run():
             validator = Validator(batch_definition=self._definition.batch_definition, result_format="BOOLEAN_ONLY",
                                   batch_parameters={"dataframe": frame})
             result = validator.validate_expectation_suite(self._definition.suite, params)
-        result.meta.update({"run_id": RunIdentifier(run_name=run_name, run_time=run_time), "validation_time": run_time,
-                            "validation_id": self._definition.id})
-        return _outcome(result, run_name, params)
+        result.meta.update({"run_id": run_id, "validation_time": run_id.run_time, "validation_id": self._definition.id})
+        return _outcome(result, run_id.run_name, params)
 
 
 def _definition(context, name: str, configs: list[dict]):
@@ -273,17 +271,14 @@ def _definition(context, name: str, configs: list[dict]):
 
 
 def _execute(definition, frame: pd.DataFrame, params: dict, label: str) -> dict:
-    from great_expectations.core.run_identifier import RunIdentifier
-
-    run_time = datetime.now(UTC)
-    run_name = f"{label}__{run_time:%Y%m%dT%H%M%S%fZ}"
+    run_id = gx_run_id(label)
     result = definition.run(
         batch_parameters={"dataframe": frame},
         expectation_parameters=params,
         result_format="BOOLEAN_ONLY",
-        run_id=RunIdentifier(run_name=run_name, run_time=run_time),
+        run_id=run_id,
     )
-    return _outcome(result, run_name, params)
+    return _outcome(result, run_id.run_name, params)
 
 
 def _outcome(result, run_name: str, params: dict) -> dict:
