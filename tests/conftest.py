@@ -6,7 +6,6 @@ one params.yaml made of the two (a single-file deployment: bare DAG ids), or a m
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable
 from datetime import date
@@ -15,6 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+
+# Tests build their documents as a deployment merges a model file over models/_shared.yaml.
+from retrainer.deployment import merge
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AS_OF = date(2026, 3, 31)
@@ -27,16 +29,6 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 for _name in ("RETRAINER_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
               "RETRAINER_SOURCE_URL", "RETRAINER_DVC_REMOTE_URL"):
     os.environ.pop(_name, None)
-
-
-def merge(base: dict, overrides: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def repo_model_document(name: str = "churn") -> dict:

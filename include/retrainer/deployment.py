@@ -18,6 +18,7 @@ Only the standard library, PyYAML and retrainer.config are used: DAG files call 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
@@ -40,8 +41,9 @@ _NAME = re.compile(MODEL_NAME_PATTERN)
 
 
 def merge(base: dict, override: dict) -> dict:
-    """``override`` over ``base`` key by key: mappings merge recursively, anything else replaces."""
-    out = dict(base)
+    """``override`` over ``base`` key by key: mappings merge recursively, anything else replaces. The
+    result shares nothing with ``base`` (a list edited in one model's document stays out of the others')."""
+    out = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
