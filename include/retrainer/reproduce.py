@@ -134,6 +134,7 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
         build_pipeline,
         fit_frame,
         predict_scores,
+        reuse_freed_memory,
         score,
         training_labels,
         training_metric_rows,
@@ -165,7 +166,8 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
     # Read as train_model reads them (Arrow-backed text).
     train, holdout = read_frame(prepared.train_path), read_frame(prepared.holdout_path)
     model = build_pipeline(recorded)
-    model.fit(fit_frame(train, recorded), training_labels(train, recorded))
+    with reuse_freed_memory():
+        model.fit(fit_frame(train, recorded), training_labels(train, recorded))
     metrics = {f"holdout_{k}": v for k, v in score(model, holdout, recorded).items()}
     metrics |= {f"train_{k}": v for k, v in score(model, training_metric_rows(train, recorded), recorded).items()}
 

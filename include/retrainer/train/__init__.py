@@ -5,8 +5,9 @@ Idempotent per run key: when a finished MLflow run already carries the key (a re
 of the same date with the same data, code and config), that run is returned instead of a new one.
 
 A package: ``estimators`` (the built-ins per task), ``factory`` (``model.factory``), ``frames`` (the
-model's input and label columns, MLflow dataset entities), ``predict`` (outputs and metrics per task);
-this module is the step itself. Their public names are importable from here.
+model's input and label columns, MLflow dataset entities), ``predict`` (outputs and metrics per task),
+``allocator`` (glibc's settings for the length of a fit); this module is the step itself. Their public
+names are importable from here.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from retrainer.tracking import (
     find_finished_run,
     mlflow_client,
 )
+from retrainer.train.allocator import reuse_freed_memory
 from retrainer.train.frames import (
     SCHEMA_SAMPLE_ROWS,
     dataset_input,
@@ -53,8 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PREDICT_BATCH_ROWS", "SCHEMA_SAMPLE_ROWS", "TrainedModel", "build_pipeline", "dataset_input", "drift_score",
-    "feature_frame", "fit_frame", "labelled_outputs", "model_classes", "predict_scores", "python_strings", "score",
-    "train_model", "training_labels", "training_metric_rows",
+    "feature_frame", "fit_frame", "labelled_outputs", "model_classes", "predict_scores", "python_strings",
+    "reuse_freed_memory", "score", "train_model", "training_labels", "training_metric_rows",
 ]
 
 
@@ -175,7 +177,8 @@ def _fit(params: Params, train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame]:
     if problems:
         raise GateFailed("train refuses non-finite features:\n" + "\n".join(problems))
     model = build_pipeline(params)
-    model.fit(x_train, y_train)
+    with reuse_freed_memory():
+        model.fit(x_train, y_train)
     # The example is what the model serves (feature_frame), whatever it was fitted on.
     return model, feature_frame(train.head(5), params)
 
