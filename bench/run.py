@@ -268,6 +268,18 @@ def _details(data: dict) -> list[str]:
                          f"{c['speedup_check']['wall']:.0f}x | {s['ours_reference_profile']['wall']:.2f} | "
                          f"{c['agree']}/{c['columns']} |")
         lines.append("")
+    backfill = next((f for f in data.get("_figures", []) if f["id"] == "backfill"), None)
+    if backfill and backfill.get("details", {}).get("runs"):
+        lines += ["## 6. Backfill per measurement, in order (s)", "",
+                  "| max-active-runs | created -> last run end | first start -> last end | to the completed mark | "
+                  "two or more tasks running | tasks queued (sum) | load avg |", "|---|---|---|---|---|---|---|"]
+        for r in backfill["details"]["runs"]:
+            tasks = r.get("tasks", {})
+            lines.append(f"| {r['max_active_runs']} | {fmt(r.get('created_to_last_end_s'), 1)} | "
+                         f"{fmt(r['first_start_to_last_end_s'], 1)} | {fmt(r['wall_s'], 1)} | "
+                         f"{fmt(tasks.get('two_or_more_running_s'), 1)} | {fmt(tasks.get('queued_s'), 1)} | "
+                         f"{r['load_before']} -> {r['load_after']} |")
+        lines.append("")
     return lines
 
 
