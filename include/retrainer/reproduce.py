@@ -131,12 +131,9 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
     from retrainer.prepare import prepare_window
     from retrainer.storage import read_frame
     from retrainer.train import (
-        build_pipeline,
-        fit_frame,
+        fit_pipeline,
         predict_scores,
-        reuse_freed_memory,
         score,
-        training_labels,
         training_metric_rows,
     )
 
@@ -165,9 +162,7 @@ def reproduce(params: Params, model_name: str, ref: str, scratch: Path) -> Repro
 
     # Read as train_model reads them (Arrow-backed text).
     train, holdout = read_frame(prepared.train_path), read_frame(prepared.holdout_path)
-    model = build_pipeline(recorded)
-    with reuse_freed_memory():
-        model.fit(fit_frame(train, recorded), training_labels(train, recorded))
+    model = fit_pipeline(recorded, train)
     metrics = {f"holdout_{k}": v for k, v in score(model, holdout, recorded).items()}
     metrics |= {f"train_{k}": v for k, v in score(model, training_metric_rows(train, recorded), recorded).items()}
 

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PREDICT_BATCH_ROWS", "SCHEMA_SAMPLE_ROWS", "TrainedModel", "build_pipeline", "dataset_input", "drift_score",
-    "feature_frame", "fit_frame", "labelled_outputs", "model_classes", "predict_scores", "python_strings",
+    "feature_frame", "fit_frame", "fit_pipeline", "labelled_outputs", "model_classes", "predict_scores", "python_strings",
     "reuse_freed_memory", "score", "train_model", "training_labels", "training_metric_rows",
 ]
 
@@ -167,8 +167,9 @@ def _reused(previous: Any, run_key: str) -> TrainedModel:
     )
 
 
-def _fit(params: Params, train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame]:
-    """The fitted pipeline and five input rows (MLflow's input example and signature)."""
+def fit_pipeline(params: Params, train: pd.DataFrame) -> Pipeline:
+    """The model of ``params`` fitted on the training set ``train`` (as ``prepare`` wrote it), as training
+    fits it and a reproduction fits it again."""
     from retrainer.gates import non_finite_problems
 
     x_train, y_train = fit_frame(train, params), training_labels(train, params)
@@ -179,8 +180,13 @@ def _fit(params: Params, train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame]:
     model = build_pipeline(params)
     with reuse_freed_memory():
         model.fit(x_train, y_train)
+    return model
+
+
+def _fit(params: Params, train: pd.DataFrame) -> tuple[Pipeline, pd.DataFrame]:
+    """The fitted pipeline and five input rows (MLflow's input example and signature)."""
     # The example is what the model serves (feature_frame), whatever it was fitted on.
-    return model, feature_frame(train.head(5), params)
+    return fit_pipeline(params, train), feature_frame(train.head(5), params)
 
 
 def _measure(

@@ -34,7 +34,8 @@ M_MMAP_MAX = -4
 # glibc's defaults (mallopt(3)): what the settings go back to after the fit.
 DEFAULT_TRIM_THRESHOLD = 128 * 1024
 DEFAULT_MMAP_MAX = 65536
-# Larger than any heap this machine class holds: freed heap memory is never trimmed during the fit.
+# The largest value mallopt takes (an int): during the fit only a free top of the heap above 2 GiB goes
+# back to the kernel, so the per-tree buffers (far smaller) stay for reuse.
 NEVER_TRIM = 2**31 - 1
 
 log = logging.getLogger(__name__)
