@@ -44,12 +44,17 @@ def merge(base: dict, override: dict) -> dict:
     """``override`` over ``base`` key by key: mappings merge recursively, anything else replaces. The
     result shares nothing with ``base`` (a list edited in one model's document stays out of the others')."""
     out = copy.deepcopy(base)
+    _merge_into(out, override)
+    return out
+
+
+def _merge_into(out: dict, override: dict) -> None:
+    # ``out`` is already a copy: merging into it in place copies each level once, not once per depth.
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+            _merge_into(out[key], value)
         else:
             out[key] = value
-    return out
 
 
 def model_defaults(name: str) -> dict:
